@@ -1,0 +1,493 @@
+//! The one TOML configuration file, shared by every binary.
+//!
+//! Parsing refuses unknown fields and [`Config::validate`] checks what serde
+//! cannot; either way the error names the field (`route[1].destination`).
+
+use std::collections::BTreeMap;
+
+use globset::{GlobBuilder, GlobMatcher};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub tick: TickConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub destinations: BTreeMap<String, DestinationConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Where the queue lives and how its prefixes are named.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `s3://BUCKET` or `dir:PATH` (relative paths are relative to the
+    /// working directory).
+    pub url: String,
+    #[serde(default = "defaults::incoming")]
+    pub incoming: String,
+    #[serde(default = "defaults::processed")]
+    pub processed: String,
+    #[serde(default = "defaults::failed")]
+    pub failed: String,
+    #[serde(default = "defaults::errors")]
+    pub errors: String,
+    /// The lease and the attempt counts live under this prefix.
+    #[serde(default = "defaults::state")]
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TickConfig {
+    /// X: at most this many files per tick, oldest first.
+    pub max_files: usize,
+    /// At most this many bytes per tick (at least one file is always taken).
+    pub max_bytes: u64,
+    pub batch_max_files: usize,
+    pub batch_max_bytes: u64,
+    /// C: batches in flight at once.
+    pub concurrency: usize,
+    /// Moves (copy + delete) in flight at once.
+    pub move_concurrency: usize,
+    /// Retryable failures after which a file fails permanently.
+    pub max_attempts: u32,
+    /// The tick stops dispatching new batches after this many seconds.
+    pub deadline_secs: u64,
+    /// A lease older than this is taken over; must exceed `deadline_secs`
+    /// plus the time moves take.
+    pub lease_ttl_secs: u64,
+    /// `s3loader run` starts a tick this often.
+    pub interval_secs: u64,
+}
+
+impl Default for TickConfig {
+    fn default() -> Self {
+        Self {
+            max_files: 1000,
+            max_bytes: 10 * 1024 * 1024 * 1024,
+            batch_max_files: 100,
+            batch_max_bytes: 1024 * 1024 * 1024,
+            concurrency: 4,
+            move_concurrency: 16,
+            max_attempts: 5,
+            deadline_secs: 50,
+            lease_ttl_secs: 300,
+            interval_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `log` (one JSON line per tick). `cloudwatch` comes with the Lambda
+    /// deployment.
+    pub sink: String,
+    pub namespace: String,
+    /// The value of the `Pipeline` dimension.
+    pub pipeline: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            sink: "log".into(),
+            namespace: "S3Loader".into(),
+            pipeline: "default".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DestinationConfig {
+    /// A SQLite database file, created if missing. Tables are created with
+    /// TEXT columns named after the file's columns if they do not exist.
+    Sqlite { path: String },
+    /// PostgreSQL. `url` is a reference (`env:NAME`) or a URL without a
+    /// password. Tables must exist.
+    Postgres {
+        url: String,
+        #[serde(default = "defaults::connect_timeout")]
+        connect_timeout_secs: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// By extension: `.gz` is gzip, `.zst` is zstd, anything else is plain.
+    #[default]
+    Auto,
+    None,
+    Gzip,
+    Zstd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvOptions {
+    pub delimiter: char,
+    pub quote: char,
+    /// The first line names the columns.
+    pub header: bool,
+    /// A field equal to this string is NULL.
+    pub null: String,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            delimiter: ',',
+            quote: '"',
+            header: true,
+            null: String::new(),
+        }
+    }
+}
+
+/// How to read one file: the part of a route that travels with the batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub csv: CsvOptions,
+    /// Column names. Required for CSV without a header; for JSON Lines,
+    /// defaults to the keys of the first object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// A glob over the key relative to `source.incoming`: `*` stays within
+    /// one path segment, `**` spans any.
+    pub pattern: String,
+    pub destination: String,
+    pub table: String,
+    #[serde(flatten)]
+    pub spec: LoadSpec,
+}
+
+mod defaults {
+    pub fn incoming() -> String {
+        "incoming/".into()
+    }
+    pub fn processed() -> String {
+        "processed/".into()
+    }
+    pub fn failed() -> String {
+        "failed/".into()
+    }
+    pub fn errors() -> String {
+        "errors/".into()
+    }
+    pub fn state() -> String {
+        "_s3loader/".into()
+    }
+    pub fn connect_timeout() -> u64 {
+        10
+    }
+}
+
+impl Config {
+    /// Parses and validates.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::Config {
+            field: e
+                .span()
+                .map(|s| format!("at byte {}", s.start))
+                .unwrap_or_else(|| "file".into()),
+            message: e.message().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a file, then [`Config::from_toml`].
+    pub fn from_path(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            field: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            Error::Config { field, message } => Error::Config {
+                field: format!("{}: {field}", path.display()),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let s = &self.source;
+        for (field, value) in [
+            ("source.incoming", &s.incoming),
+            ("source.processed", &s.processed),
+            ("source.failed", &s.failed),
+            ("source.errors", &s.errors),
+            ("source.state", &s.state),
+        ] {
+            if !value.ends_with('/') || value.starts_with('/') || value.len() < 2 {
+                return Err(Error::config(
+                    field,
+                    format!("{value:?} must be a prefix like \"incoming/\""),
+                ));
+            }
+        }
+        let prefixes = [&s.incoming, &s.processed, &s.failed, &s.errors, &s.state];
+        for (i, a) in prefixes.iter().enumerate() {
+            for b in &prefixes[i + 1..] {
+                if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                    return Err(Error::config(
+                        "source",
+                        format!("prefixes {a:?} and {b:?} overlap; each must be separate"),
+                    ));
+                }
+            }
+        }
+        let t = &self.tick;
+        for (field, value) in [
+            ("tick.max_files", t.max_files as u64),
+            ("tick.max_bytes", t.max_bytes),
+            ("tick.batch_max_files", t.batch_max_files as u64),
+            ("tick.batch_max_bytes", t.batch_max_bytes),
+            ("tick.concurrency", t.concurrency as u64),
+            ("tick.move_concurrency", t.move_concurrency as u64),
+            ("tick.max_attempts", t.max_attempts as u64),
+            ("tick.deadline_secs", t.deadline_secs),
+            ("tick.interval_secs", t.interval_secs),
+        ] {
+            if value == 0 {
+                return Err(Error::config(field, "must be at least 1"));
+            }
+        }
+        if t.lease_ttl_secs <= t.deadline_secs {
+            return Err(Error::config(
+                "tick.lease_ttl_secs",
+                format!(
+                    "{} must be greater than tick.deadline_secs ({}), or a slow tick loses its lease",
+                    t.lease_ttl_secs, t.deadline_secs
+                ),
+            ));
+        }
+        if self.metrics.sink != "log" {
+            return Err(Error::config(
+                "metrics.sink",
+                format!("unknown sink {:?}; expected \"log\"", self.metrics.sink),
+            ));
+        }
+        for (name, dest) in &self.destinations {
+            if let DestinationConfig::Postgres { url, .. } = dest {
+                let field = format!("destinations.{name}.url");
+                if url.strip_prefix("env:").is_some_and(str::is_empty) {
+                    return Err(Error::config(field, "env: needs a variable name"));
+                }
+                if !url.starts_with("env:") && url_has_password(url) {
+                    return Err(Error::config(
+                        field,
+                        "contains a password; reference it instead, e.g. url = \"env:DATABASE_URL\"",
+                    ));
+                }
+            }
+        }
+        if self.routes.is_empty() {
+            return Err(Error::config("route", "at least one [[route]] is needed"));
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let field = |f: &str| format!("route[{i}].{f}");
+            compile_glob(&r.pattern).map_err(|m| Error::config(field("pattern"), m))?;
+            if !self.destinations.contains_key(&r.destination) {
+                let have: Vec<_> = self.destinations.keys().cloned().collect();
+                return Err(Error::config(
+                    field("destination"),
+                    format!("no destination named {:?} (have: {have:?})", r.destination),
+                ));
+            }
+            if !valid_table(&r.table) {
+                return Err(Error::config(
+                    field("table"),
+                    format!(
+                        "{:?} is not a table name (letters, digits, _ and one optional schema.)",
+                        r.table
+                    ),
+                ));
+            }
+            let csv = &r.spec.csv;
+            if !csv.delimiter.is_ascii() || !csv.quote.is_ascii() || csv.delimiter == csv.quote {
+                return Err(Error::config(
+                    field("csv"),
+                    "delimiter and quote must be two different ASCII characters",
+                ));
+            }
+            if r.spec.format == Format::Csv && !csv.header && r.spec.columns.is_none() {
+                return Err(Error::config(
+                    field("columns"),
+                    "CSV without a header needs columns = [...]",
+                ));
+            }
+            if r.spec.columns.as_ref().is_some_and(|c| c.is_empty()) {
+                return Err(Error::config(field("columns"), "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves `env:NAME` references.
+    pub fn resolve_secret(field: &str, value: &str) -> Result<String> {
+        match value.strip_prefix("env:") {
+            Some(var) => std::env::var(var).map_err(|_| {
+                Error::config(field, format!("environment variable {var} is not set"))
+            }),
+            None => Ok(value.to_owned()),
+        }
+    }
+}
+
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        || url.contains("password=")
+}
+
+fn valid_table(name: &str) -> bool {
+    let ident = |s: &str| {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match name.split_once('.') {
+        Some((schema, table)) => ident(schema) && ident(table),
+        None => ident(name),
+    }
+}
+
+fn compile_glob(pattern: &str) -> std::result::Result<GlobMatcher, String> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("invalid glob {pattern:?}: {e}"))
+}
+
+/// The routes, compiled: the first rule that matches a key wins.
+#[derive(Debug, Clone)]
+pub struct Router {
+    incoming: String,
+    rules: Vec<(GlobMatcher, RouteConfig)>,
+}
+
+impl Router {
+    pub fn new(config: &Config) -> Result<Self> {
+        let rules = config
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                compile_glob(&r.pattern)
+                    .map(|g| (g, r.clone()))
+                    .map_err(|m| Error::config(format!("route[{i}].pattern"), m))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            incoming: config.source.incoming.clone(),
+            rules,
+        })
+    }
+
+    /// The route for a key under `incoming/`, matched on its relative path.
+    pub fn route(&self, key: &str) -> Option<&RouteConfig> {
+        let rel = key.strip_prefix(&self.incoming)?;
+        self.rules
+            .iter()
+            .find(|(glob, _)| glob.is_match(rel))
+            .map(|(_, r)| r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [source]
+        url = "dir:/tmp/x"
+        [destinations.wh]
+        kind = "sqlite"
+        path = "/tmp/x.db"
+        [[route]]
+        pattern = "orders/**/*.csv*"
+        destination = "wh"
+        table = "orders"
+        [[route]]
+        pattern = "**"
+        destination = "wh"
+        table = "other"
+        format = "jsonl"
+    "#;
+
+    fn err_field(text: &str) -> String {
+        match Config::from_toml(text) {
+            Err(Error::Config { field, message }) => format!("{field}: {message}"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn first_matching_route_wins_on_relative_path() {
+        let c = Config::from_toml(GOOD).unwrap();
+        let r = Router::new(&c).unwrap();
+        assert_eq!(
+            r.route("incoming/orders/2024/a.csv.gz").unwrap().table,
+            "orders"
+        );
+        assert_eq!(r.route("incoming/orders.csv").unwrap().table, "other");
+        assert!(r.route("processed/orders/a.csv").is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err_field(&GOOD.replace(
+            "destination = \"wh\"\n        table = \"orders\"",
+            "destination = \"pg\"\n        table = \"orders\""
+        ))
+        .starts_with("route[0].destination"));
+        assert!(err_field(&format!("{GOOD}\n[tick]\nconcurrency = 0\n"))
+            .starts_with("tick.concurrency"));
+        let unknown = err_field(&format!("{GOOD}\n[tick]\nmax_filez = 3\n"));
+        assert!(unknown.contains("max_filez"), "{unknown}");
+        assert!(err_field(&GOOD.replace("\"orders\"", "\"orders; drop\""))
+            .starts_with("route[0].table"));
+        let pw = GOOD.replace(
+            "kind = \"sqlite\"\n        path = \"/tmp/x.db\"",
+            "kind = \"postgres\"\n        url = \"postgres://u:secret@h/db\"",
+        );
+        assert!(err_field(&pw).starts_with("destinations.wh.url"));
+    }
+}

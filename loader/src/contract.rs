@@ -1,0 +1,159 @@
+//! The load contract: a batch goes in, one outcome per file comes out.
+//!
+//! These types cross process boundaries (the loader Lambda's payload), so
+//! they are plain serde data.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::LoadSpec;
+
+/// Files for one destination table, loaded together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Unique per tick and batch; recorded in the ledger.
+    pub id: String,
+    pub destination: String,
+    pub table: String,
+    pub files: Vec<FileTask>,
+}
+
+/// One object to load, pinned to the version that was listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileTask {
+    pub key: String,
+    pub etag: String,
+    pub size: u64,
+    pub spec: LoadSpec,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The rows and the ledger entry are committed.
+    Loaded { rows: u64, bytes: u64 },
+    /// The ledger already holds this (key, ETag): nothing was written.
+    AlreadyLoaded,
+    /// Nothing of the file is committed.
+    Failed { retryable: bool, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOutcome {
+    pub key: String,
+    pub etag: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcome {
+    pub batch_id: String,
+    pub files: Vec<FileOutcome>,
+}
+
+impl Batch {
+    /// Every file of the batch failed the same way. Used when the batch as a
+    /// whole could not run (destination down, worker crashed).
+    pub fn all_failed(&self, retryable: bool, reason: &str) -> BatchOutcome {
+        BatchOutcome {
+            batch_id: self.id.clone(),
+            files: self
+                .files
+                .iter()
+                .map(|f| FileOutcome {
+                    key: f.key.clone(),
+                    etag: f.etag.clone(),
+                    outcome: Outcome::Failed {
+                        retryable,
+                        reason: reason.to_owned(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// Returns exactly one outcome per file of this batch, in batch order,
+    /// whatever a worker sent back: a file with no outcome is a retryable
+    /// failure (so it stays in `incoming/`), and outcomes for files that are
+    /// not in the batch are dropped.
+    pub fn reconcile(&self, reported: BatchOutcome) -> BatchOutcome {
+        let mut reported = reported.files;
+        let files = self
+            .files
+            .iter()
+            .map(|f| {
+                match reported
+                    .iter()
+                    .position(|o| o.key == f.key && o.etag == f.etag)
+                {
+                    Some(i) => reported.swap_remove(i),
+                    None => FileOutcome {
+                        key: f.key.clone(),
+                        etag: f.etag.clone(),
+                        outcome: Outcome::Failed {
+                            retryable: true,
+                            reason: "the worker reported no outcome for this file".into(),
+                        },
+                    },
+                }
+            })
+            .collect();
+        BatchOutcome {
+            batch_id: self.id.clone(),
+            files,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LoadSpec;
+
+    fn batch() -> Batch {
+        let file = |k: &str| FileTask {
+            key: k.into(),
+            etag: "\"e\"".into(),
+            size: 1,
+            spec: LoadSpec::default(),
+        };
+        Batch {
+            id: "b1".into(),
+            destination: "d".into(),
+            table: "t".into(),
+            files: vec![file("a"), file("b")],
+        }
+    }
+
+    #[test]
+    fn reconcile_fills_missing_outcomes_and_drops_strangers() {
+        let b = batch();
+        let reported = BatchOutcome {
+            batch_id: "b1".into(),
+            files: vec![
+                FileOutcome {
+                    key: "zzz".into(),
+                    etag: "\"e\"".into(),
+                    outcome: Outcome::AlreadyLoaded,
+                },
+                FileOutcome {
+                    key: "b".into(),
+                    etag: "\"e\"".into(),
+                    outcome: Outcome::Loaded { rows: 3, bytes: 1 },
+                },
+            ],
+        };
+        let got = b.reconcile(reported);
+        assert_eq!(got.files.len(), 2);
+        assert_eq!(got.files[0].key, "a");
+        assert!(matches!(
+            got.files[0].outcome,
+            Outcome::Failed {
+                retryable: true,
+                ..
+            }
+        ));
+        assert_eq!(got.files[1].outcome, Outcome::Loaded { rows: 3, bytes: 1 });
+    }
+}

@@ -1,0 +1,84 @@
+//! Destinations: where a batch's rows go, together with its ledger rows.
+//!
+//! Contract of every [`Destination`]:
+//! * one outcome per file of the batch (the caller reconciles anyway);
+//! * a file's rows and its ledger row `(object key, ETag)` commit in one
+//!   transaction, or neither does;
+//! * `Loaded` is reported only after that commit;
+//! * a file whose `(key, ETag)` is already in the ledger is `AlreadyLoaded`
+//!   and its table is not touched;
+//! * a bad file fails alone: the others of the batch still load.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::Postgres;
+pub use sqlite::Sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::runtime::Handle;
+
+use crate::config::{Config, DestinationConfig};
+use crate::contract::{Batch, BatchOutcome, FileTask};
+use crate::error::Result;
+use crate::format::{self, RecordReader};
+use crate::store::ObjectStore;
+
+/// The name of the ledger table in every destination.
+pub const LEDGER_TABLE: &str = "s3loader_ledger";
+
+#[async_trait]
+pub trait Destination: Send + Sync + std::fmt::Debug {
+    /// Loads the batch, reading each file through `store`.
+    async fn load(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> BatchOutcome;
+}
+
+/// Builds the destination named `name` from its config, resolving secrets.
+pub fn build(name: &str, config: &DestinationConfig) -> Result<Arc<dyn Destination>> {
+    Ok(match config {
+        DestinationConfig::Sqlite { path } => Arc::new(Sqlite::new(name, path)),
+        DestinationConfig::Postgres {
+            url,
+            connect_timeout_secs,
+        } => {
+            let url = Config::resolve_secret(&format!("destinations.{name}.url"), url)?;
+            Arc::new(Postgres::new(name, url, *connect_timeout_secs)?)
+        }
+    })
+}
+
+/// Opens a file's rows for streaming. Blocking: call it on a blocking
+/// thread, with a handle to the runtime the store runs on.
+pub(crate) fn open_records(
+    store: &Arc<dyn ObjectStore>,
+    file: &FileTask,
+    handle: &Handle,
+) -> Result<Box<dyn RecordReader>> {
+    let object = handle.block_on(store.get(&file.key, Some(&file.etag)))?;
+    let body = tokio_util::io::SyncIoBridge::new_with_handle(object.body, handle.clone());
+    format::open(body, &file.key, &file.spec)
+}
+
+/// `"name"`, with embedded quotes doubled: safe for any column name a file
+/// brings.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A validated `table` or `schema.table`, quoted.
+pub(crate) fn quote_table(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+pub(crate) fn column_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,403 @@
+//! PostgreSQL: `COPY ... FROM STDIN`, streamed.
+//!
+//! A batch is one transaction with a savepoint per file, so many small
+//! files share one commit and a bad file still rolls back alone. Parsing
+//! runs on a blocking thread and hands encoded chunks through a small
+//! bounded channel, so reading the next bytes overlaps the COPY and memory
+//! stays flat whatever the file's size.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::SinkExt;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, OnceCell};
+use tokio_postgres::{Client, NoTls};
+
+use super::sqlite::uncommit;
+use super::{column_list, open_records, quote_table, Destination, LEDGER_TABLE};
+use crate::contract::{Batch, BatchOutcome, FileOutcome, FileTask, Outcome};
+use crate::error::{chain, Error, Result};
+use crate::format::Row;
+use crate::store::ObjectStore;
+
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+#[derive(Debug)]
+pub struct Postgres {
+    name: String,
+    config: tokio_postgres::Config,
+    connect_timeout: Duration,
+    ledger_ready: OnceCell<()>,
+}
+
+/// What the parsing thread sends to the COPY.
+enum Msg {
+    Columns(Vec<String>),
+    Chunk(Bytes),
+    Done(u64),
+    Failed(Error),
+}
+
+impl Postgres {
+    pub fn new(name: &str, url: String, connect_timeout_secs: u64) -> Result<Self> {
+        let config = url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| Error::Config {
+                field: format!("destinations.{name}.url"),
+                message: format!("not a PostgreSQL connection string: {e}"),
+            })?;
+        Ok(Self {
+            name: name.to_owned(),
+            config,
+            connect_timeout: Duration::from_secs(connect_timeout_secs),
+            ledger_ready: OnceCell::new(),
+        })
+    }
+
+    fn error(&self, what: impl std::fmt::Display, e: tokio_postgres::Error) -> Error {
+        // No SQLSTATE means the connection itself failed. Of the rest,
+        // connection, transaction-rollback, resource and operator classes
+        // pass; data and definition errors stay.
+        let retryable = e
+            .code()
+            .is_none_or(|c| matches!(&c.code()[..2], "08" | "40" | "53" | "57" | "58"));
+        let message = match e.as_db_error() {
+            Some(db) => {
+                let mut m = format!("{what}: {} (SQLSTATE {})", db.message(), db.code().code());
+                if let Some(detail) = db.detail() {
+                    m.push_str(&format!("; {detail}"));
+                }
+                if let Some(place) = db.where_() {
+                    m.push_str(&format!("; at {place}"));
+                }
+                m
+            }
+            None => format!("{what}: {}", chain(&e)),
+        };
+        Error::Destination {
+            destination: self.name.clone(),
+            message,
+            retryable,
+            source: Some(Box::new(e)),
+        }
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let connecting = self.config.connect(NoTls);
+        let (client, connection) =
+            match tokio::time::timeout(self.connect_timeout, connecting).await {
+                Ok(Ok(pair)) => pair,
+                Ok(Err(e)) => return Err(self.error("connect", e)),
+                Err(_) => {
+                    return Err(Error::Destination {
+                        destination: self.name.clone(),
+                        message: format!("connect: no answer within {:?}", self.connect_timeout),
+                        retryable: true,
+                        source: None,
+                    })
+                }
+            };
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection closed");
+            }
+        });
+        self.ledger_ready
+            .get_or_try_init(|| async {
+                let ddl = format!(
+                    "CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
+                         object_key TEXT NOT NULL,
+                         etag       TEXT NOT NULL,
+                         table_name TEXT NOT NULL,
+                         rows       BIGINT NOT NULL,
+                         batch_id   TEXT NOT NULL,
+                         loaded_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+                         PRIMARY KEY (object_key, etag)
+                     )"
+                );
+                // Two workers creating the table at once: one loses with a
+                // unique violation on the catalog; the table is there.
+                match client.batch_execute(&ddl).await {
+                    Err(e) if e.code().is_some_and(|c| c.code() == "23505") => Ok(()),
+                    other => other.map_err(|e| self.error("create ledger", e)),
+                }
+            })
+            .await?;
+        Ok(client)
+    }
+
+    async fn load_batch(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> Result<BatchOutcome> {
+        let mut client = self.connect().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| self.error("begin", e))?;
+        let keys: Vec<&str> = batch.files.iter().map(|f| f.key.as_str()).collect();
+        let seen: HashSet<(String, String)> = tx
+            .query(
+                &format!("SELECT object_key, etag FROM {LEDGER_TABLE} WHERE object_key = ANY($1)"),
+                &[&keys],
+            )
+            .await
+            .map_err(|e| self.error("ledger lookup", e))?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut tx = tx;
+        let mut files = Vec::with_capacity(batch.files.len());
+        for file in &batch.files {
+            let outcome = if seen.contains(&(file.key.clone(), file.etag.clone())) {
+                Outcome::AlreadyLoaded
+            } else {
+                let sp = tx
+                    .savepoint("s3loader_file")
+                    .await
+                    .map_err(|e| self.error("savepoint", e))?;
+                match self.load_file(&sp, batch, file, store.clone()).await {
+                    Ok(rows) => {
+                        sp.commit()
+                            .await
+                            .map_err(|e| self.error("release savepoint", e))?;
+                        Outcome::Loaded {
+                            rows,
+                            bytes: file.size,
+                        }
+                    }
+                    Err(LoadError::AlreadyLoaded) => {
+                        sp.rollback()
+                            .await
+                            .map_err(|e| self.error("rollback to savepoint", e))?;
+                        Outcome::AlreadyLoaded
+                    }
+                    Err(LoadError::Failed(e)) => {
+                        sp.rollback()
+                            .await
+                            .map_err(|e| self.error("rollback to savepoint", e))?;
+                        Outcome::Failed {
+                            retryable: e.is_retryable(),
+                            reason: chain(&e),
+                        }
+                    }
+                }
+            };
+            files.push(FileOutcome {
+                key: file.key.clone(),
+                etag: file.etag.clone(),
+                outcome,
+            });
+        }
+        if let Err(e) = tx.commit().await {
+            uncommit(&mut files, &chain(&self.error("commit", e)));
+        }
+        Ok(BatchOutcome {
+            batch_id: batch.id.clone(),
+            files,
+        })
+    }
+
+    async fn load_file(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        batch: &Batch,
+        file: &FileTask,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<u64, LoadError> {
+        let (send, mut recv) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let handle = Handle::current();
+        let task = file.clone();
+        let producer = tokio::task::spawn_blocking(move || produce(&store, &task, &handle, &send));
+        let columns = match recv.recv().await {
+            Some(Msg::Columns(c)) => c,
+            Some(Msg::Failed(e)) => return Err(e.into()),
+            _ => return Err(worker_gone(&file.key).into()),
+        };
+        let mut rows = 0;
+        if columns.is_empty() {
+            // An empty file: nothing to COPY, but the ledger still records it.
+            while let Some(msg) = recv.recv().await {
+                if let Msg::Failed(e) = msg {
+                    return Err(e.into());
+                }
+            }
+        } else {
+            let statement = format!(
+                "COPY {} ({}) FROM STDIN",
+                quote_table(&batch.table),
+                column_list(&columns)
+            );
+            let what = format!("{:?}: COPY into {}", file.key, batch.table);
+            let sink = tx
+                .copy_in::<_, Bytes>(&statement)
+                .await
+                .map_err(|e| self.error(&what, e))?;
+            futures::pin_mut!(sink);
+            loop {
+                match recv.recv().await {
+                    Some(Msg::Chunk(b)) => sink.send(b).await.map_err(|e| self.error(&what, e))?,
+                    Some(Msg::Done(n)) => {
+                        rows = n;
+                        break;
+                    }
+                    // Returning drops the sink unfinished, which aborts the
+                    // COPY (CopyFail); the caller rolls the savepoint back.
+                    Some(Msg::Failed(e)) => return Err(e.into()),
+                    Some(Msg::Columns(_)) | None => return Err(worker_gone(&file.key).into()),
+                }
+            }
+            sink.as_mut()
+                .finish()
+                .await
+                .map_err(|e| self.error(&what, e))?;
+        }
+        let _ = producer.await;
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id)
+                     VALUES ($1, $2, $3, $4, $5)"
+                ),
+                &[
+                    &file.key,
+                    &file.etag,
+                    &batch.table,
+                    &(rows as i64),
+                    &batch.id,
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(rows),
+            // Another worker committed the same (key, ETag) while we loaded:
+            // ours rolls back, theirs stands.
+            Err(e) if e.code().is_some_and(|c| c.code() == "23505") => {
+                Err(LoadError::AlreadyLoaded)
+            }
+            Err(e) => Err(self.error("ledger insert", e).into()),
+        }
+    }
+}
+
+enum LoadError {
+    AlreadyLoaded,
+    Failed(Error),
+}
+
+impl From<Error> for LoadError {
+    fn from(e: Error) -> Self {
+        LoadError::Failed(e)
+    }
+}
+
+fn worker_gone(key: &str) -> Error {
+    Error::Read {
+        key: key.to_owned(),
+        source: std::io::Error::other("the reading thread stopped unexpectedly"),
+    }
+}
+
+/// Reads and encodes a file on a blocking thread, feeding the COPY.
+fn produce(
+    store: &Arc<dyn ObjectStore>,
+    file: &FileTask,
+    handle: &Handle,
+    send: &mpsc::Sender<Msg>,
+) {
+    let mut records = match open_records(store, file, handle) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = send.blocking_send(Msg::Failed(e));
+            return;
+        }
+    };
+    if send
+        .blocking_send(Msg::Columns(records.columns().to_vec()))
+        .is_err()
+    {
+        return;
+    }
+    let mut buf = BytesMut::with_capacity(CHUNK + 4096);
+    let mut row = Row::new();
+    let mut rows = 0u64;
+    loop {
+        match records.next_row(&mut row) {
+            Ok(true) => {
+                rows += 1;
+                encode_row(&row, &mut buf);
+                // A send error means the COPY side gave up: stop reading.
+                if buf.len() >= CHUNK
+                    && send
+                        .blocking_send(Msg::Chunk(buf.split().freeze()))
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(false) => break,
+            Err(e) => {
+                let _ = send.blocking_send(Msg::Failed(e));
+                return;
+            }
+        }
+    }
+    if !buf.is_empty() && send.blocking_send(Msg::Chunk(buf.freeze())).is_err() {
+        return;
+    }
+    let _ = send.blocking_send(Msg::Done(rows));
+}
+
+/// COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
+fn encode_row(row: &Row, out: &mut BytesMut) {
+    for (i, field) in row.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b'\t');
+        }
+        match field {
+            None => out.put_slice(b"\\N"),
+            Some(value) => {
+                for &b in value.as_bytes() {
+                    match b {
+                        b'\\' => out.put_slice(b"\\\\"),
+                        b'\t' => out.put_slice(b"\\t"),
+                        b'\n' => out.put_slice(b"\\n"),
+                        b'\r' => out.put_slice(b"\\r"),
+                        other => out.put_u8(other),
+                    }
+                }
+            }
+        }
+    }
+    out.put_u8(b'\n');
+}
+
+#[async_trait]
+impl Destination for Postgres {
+    async fn load(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> BatchOutcome {
+        match self.load_batch(batch, store).await {
+            Ok(outcome) => outcome,
+            // Anything that broke the batch as a whole (connect, begin, a
+            // dead connection) leaves every file for another attempt; the
+            // transaction did not commit, so nothing is half-loaded.
+            Err(e) => batch.all_failed(e.is_retryable(), &chain(&e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_separators_and_nulls() {
+        let mut out = BytesMut::new();
+        encode_row(
+            &vec![Some("a\tb\\c\nd\re".into()), None, Some(String::new())],
+            &mut out,
+        );
+        assert_eq!(&out[..], b"a\\tb\\\\c\\nd\\re\t\\N\t\n");
+    }
+}

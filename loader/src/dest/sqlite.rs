@@ -1,0 +1,212 @@
+//! SQLite: the embedded default's warehouse.
+//!
+//! A batch is one `BEGIN IMMEDIATE` transaction (so concurrent writers
+//! queue up rather than interleave), with a savepoint per file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{params, params_from_iter, Connection, ErrorCode, TransactionBehavior};
+use tokio::runtime::Handle;
+
+use super::{column_list, open_records, quote_table, Destination, LEDGER_TABLE};
+use crate::contract::{Batch, BatchOutcome, FileOutcome, FileTask, Outcome};
+use crate::error::{chain, Error, Result};
+use crate::format::Row;
+use crate::store::ObjectStore;
+
+#[derive(Debug, Clone)]
+pub struct Sqlite {
+    name: String,
+    path: PathBuf,
+}
+
+impl Sqlite {
+    pub fn new(name: &str, path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.to_owned(),
+            path: path.into(),
+        }
+    }
+
+    fn error(&self, what: impl std::fmt::Display, e: rusqlite::Error) -> Error {
+        let retryable = matches!(
+            e.sqlite_error_code(),
+            Some(
+                ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::DiskFull
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::OutOfMemory
+            )
+        );
+        Error::Destination {
+            destination: self.name.clone(),
+            message: format!("{what}: {e}"),
+            retryable,
+            source: Some(Box::new(e)),
+        }
+    }
+
+    fn open(&self) -> Result<Connection> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(&self.path).map_err(|e| self.error("open", e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(|e| self.error("open", e))?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
+                 object_key TEXT NOT NULL,
+                 etag       TEXT NOT NULL,
+                 table_name TEXT NOT NULL,
+                 rows       INTEGER NOT NULL,
+                 batch_id   TEXT NOT NULL,
+                 loaded_at  TEXT NOT NULL,
+                 PRIMARY KEY (object_key, etag)
+             );"
+        ))
+        .map_err(|e| self.error("prepare ledger", e))?;
+        Ok(conn)
+    }
+
+    fn load_blocking(
+        &self,
+        batch: &Batch,
+        store: &Arc<dyn ObjectStore>,
+        handle: &Handle,
+    ) -> BatchOutcome {
+        let mut conn = match self.open() {
+            Ok(c) => c,
+            Err(e) => return batch.all_failed(e.is_retryable(), &chain(&e)),
+        };
+        let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = self.error("begin", e);
+                return batch.all_failed(e.is_retryable(), &chain(&e));
+            }
+        };
+        let mut files = Vec::with_capacity(batch.files.len());
+        for file in &batch.files {
+            let outcome = match self.load_file(&mut tx, batch, file, store, handle) {
+                Ok(outcome) => outcome,
+                Err(e) => Outcome::Failed {
+                    retryable: e.is_retryable(),
+                    reason: chain(&e),
+                },
+            };
+            files.push(FileOutcome {
+                key: file.key.clone(),
+                etag: file.etag.clone(),
+                outcome,
+            });
+        }
+        if let Err(e) = tx.commit() {
+            let e = self.error("commit", e);
+            uncommit(&mut files, &chain(&e));
+        }
+        BatchOutcome {
+            batch_id: batch.id.clone(),
+            files,
+        }
+    }
+
+    fn load_file(
+        &self,
+        tx: &mut rusqlite::Transaction<'_>,
+        batch: &Batch,
+        file: &FileTask,
+        store: &Arc<dyn ObjectStore>,
+        handle: &Handle,
+    ) -> Result<Outcome> {
+        let seen: bool = tx
+            .query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM {LEDGER_TABLE} WHERE object_key = ?1 AND etag = ?2)"),
+                params![file.key, file.etag],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.error("ledger lookup", e))?;
+        if seen {
+            return Ok(Outcome::AlreadyLoaded);
+        }
+        // Dropping the savepoint without commit rolls the file back alone.
+        let sp = tx.savepoint().map_err(|e| self.error("savepoint", e))?;
+        let mut records = open_records(store, file, handle)?;
+        let table = quote_table(&batch.table);
+        let mut rows = 0u64;
+        if !records.columns().is_empty() {
+            let columns = column_list(records.columns());
+            let untyped = records
+                .columns()
+                .iter()
+                .map(|c| format!("{} TEXT", super::quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sp.execute(
+                &format!("CREATE TABLE IF NOT EXISTS {table} ({untyped})"),
+                [],
+            )
+            .map_err(|e| self.error(format_args!("create table {}", batch.table), e))?;
+            let marks = vec!["?"; records.columns().len()].join(", ");
+            let mut insert = sp
+                .prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({marks})"))
+                .map_err(|e| {
+                    self.error(
+                        format_args!("{:?}: insert into {}", file.key, batch.table),
+                        e,
+                    )
+                })?;
+            let mut row = Row::new();
+            while records.next_row(&mut row)? {
+                rows += 1;
+                insert
+                    .execute(params_from_iter(row.iter()))
+                    .map_err(|e| self.error(format_args!("{:?}: record {rows}", file.key), e))?;
+            }
+        } else {
+            while records.next_row(&mut Row::new())? {}
+        }
+        sp.execute(
+            &format!(
+                "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id, loaded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+            ),
+            params![file.key, file.etag, batch.table, rows as i64, batch.id],
+        )
+        .map_err(|e| self.error("ledger insert", e))?;
+        sp.commit()
+            .map_err(|e| self.error("release savepoint", e))?;
+        Ok(Outcome::Loaded {
+            rows,
+            bytes: file.size,
+        })
+    }
+}
+
+/// The transaction did not commit: what we thought loaded did not.
+pub(crate) fn uncommit(files: &mut [FileOutcome], reason: &str) {
+    for f in files {
+        if matches!(f.outcome, Outcome::Loaded { .. }) {
+            f.outcome = Outcome::Failed {
+                retryable: true,
+                reason: format!("the batch's transaction did not commit: {reason}"),
+            };
+        }
+    }
+}
+
+#[async_trait]
+impl Destination for Sqlite {
+    async fn load(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> BatchOutcome {
+        let this = self.clone();
+        let owned = batch.clone();
+        let handle = Handle::current();
+        tokio::task::spawn_blocking(move || this.load_blocking(&owned, &store, &handle))
+            .await
+            .unwrap_or_else(|e| batch.all_failed(true, &format!("the SQLite worker failed: {e}")))
+    }
+}

@@ -1,0 +1,126 @@
+//! JSON Lines: one object per line; blank lines are skipped.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+
+use serde_json::{Map, Value};
+
+use super::{check_columns, Ctx, RecordReader, Row};
+use crate::config::LoadSpec;
+use crate::error::Result;
+
+pub(super) struct JsonlRecords<R> {
+    input: R,
+    line: u64,
+    buf: String,
+    /// The first object, read early to learn the columns from its keys.
+    pending: Option<Map<String, Value>>,
+    columns: Vec<String>,
+    index: HashMap<String, usize>,
+    ctx: Ctx,
+}
+
+impl<R: BufRead + Send> JsonlRecords<R> {
+    pub(super) fn new(input: R, ctx: Ctx, spec: &LoadSpec) -> Result<Self> {
+        let mut this = Self {
+            input,
+            line: 0,
+            buf: String::new(),
+            pending: None,
+            columns: Vec::new(),
+            index: HashMap::new(),
+            ctx,
+        };
+        this.columns = match &spec.columns {
+            Some(cols) => cols.clone(),
+            None => {
+                this.pending = this.read_object()?;
+                this.pending
+                    .as_ref()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default()
+            }
+        };
+        check_columns(&this.ctx, &this.columns)?;
+        this.index = this
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), i))
+            .collect();
+        Ok(this)
+    }
+
+    fn read_object(&mut self) -> Result<Option<Map<String, Value>>> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .input
+                .read_line(&mut self.buf)
+                .map_err(|e| self.ctx.io(e, self.line + 1))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            let text = self.buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            return match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => Ok(Some(map)),
+                Ok(other) => Err(self.ctx.format(
+                    self.line,
+                    format!("expected a JSON object, found {}", kind(&other)),
+                )),
+                Err(e) => Err(self.ctx.format(self.line, format!("invalid JSON: {e}"))),
+            };
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl<R: BufRead + Send> RecordReader for JsonlRecords<R> {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn next_row(&mut self, row: &mut Row) -> Result<bool> {
+        let object = match self.pending.take() {
+            Some(o) => o,
+            None => match self.read_object()? {
+                Some(o) => o,
+                None => return Ok(false),
+            },
+        };
+        row.clear();
+        row.resize(self.columns.len(), None);
+        for (k, v) in object {
+            let Some(&i) = self.index.get(&k) else {
+                return Err(self.ctx.format(
+                    self.line,
+                    format!(
+                        "field {k:?} is not one of the columns ({})",
+                        self.columns.join(", ")
+                    ),
+                ));
+            };
+            row[i] = match v {
+                Value::Null => None,
+                Value::String(s) => Some(s),
+                // Nested values are kept as JSON text.
+                other => Some(other.to_string()),
+            };
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,150 @@
+//! File formats: bytes in, rows of optional text fields out.
+//!
+//! Everything here is synchronous and streaming: a reader pulls a few
+//! hundred KB at a time through decompression and parsing, so memory does
+//! not grow with the file. Callers run it on a blocking thread.
+//!
+//! Errors separate the file's fault from the transport's: a decode or parse
+//! error is [`Error::Format`] (permanent, with the line), while an error
+//! from the underlying object read is [`Error::Read`] (retryable).
+
+mod csv;
+mod jsonl;
+
+use std::io::{self, BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::config::{Compression, Format, LoadSpec};
+use crate::error::{Error, Result};
+
+/// One row: a value per column, `None` for NULL.
+pub type Row = Vec<Option<String>>;
+
+/// A stream of rows with known columns.
+pub trait RecordReader: Send {
+    /// The column names, in row order. Empty for an empty file.
+    fn columns(&self) -> &[String];
+
+    /// Reads the next row into `row`; `Ok(false)` at the end.
+    fn next_row(&mut self, row: &mut Row) -> Result<bool>;
+}
+
+const BUFFER: usize = 256 * 1024;
+
+/// Opens `raw` (the object's bytes) as records according to `spec`.
+pub fn open(
+    raw: impl Read + Send + 'static,
+    key: &str,
+    spec: &LoadSpec,
+) -> Result<Box<dyn RecordReader>> {
+    let failed = Arc::new(AtomicBool::new(false));
+    let source = Tagged {
+        inner: raw,
+        failed: failed.clone(),
+    };
+    let ctx = Ctx {
+        key: key.to_owned(),
+        source_failed: failed,
+    };
+    let decoded: Box<dyn Read + Send> = match compression_of(key, spec.compression) {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            BUFFER, source,
+        ))),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUFFER, source))
+                .map_err(|e| ctx.io(e, 0))?,
+        ),
+        Compression::None | Compression::Auto => Box::new(source),
+    };
+    let decoded = BufReader::with_capacity(BUFFER, decoded);
+    match spec.format {
+        Format::Csv => Ok(Box::new(csv::CsvRecords::new(decoded, ctx, spec)?)),
+        Format::Jsonl => Ok(Box::new(jsonl::JsonlRecords::new(decoded, ctx, spec)?)),
+    }
+}
+
+/// The compression a key is read with.
+pub fn compression_of(key: &str, configured: Compression) -> Compression {
+    match configured {
+        Compression::Auto => {
+            let lower = key.to_ascii_lowercase();
+            if lower.ends_with(".gz") || lower.ends_with(".gzip") {
+                Compression::Gzip
+            } else if lower.ends_with(".zst") || lower.ends_with(".zstd") {
+                Compression::Zstd
+            } else {
+                Compression::None
+            }
+        }
+        other => other,
+    }
+}
+
+/// Remembers whether the object read itself failed, so a later decode
+/// error can be told apart from a transport error.
+struct Tagged<R> {
+    inner: R,
+    failed: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Tagged<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| {
+            self.failed.store(true, Ordering::Relaxed);
+        })
+    }
+}
+
+/// What a reader needs to build its errors.
+struct Ctx {
+    key: String,
+    source_failed: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    fn format(&self, line: u64, message: impl std::fmt::Display) -> Error {
+        Error::Format {
+            key: self.key.clone(),
+            message: if line > 0 {
+                format!("line {line}: {message}")
+            } else {
+                message.to_string()
+            },
+        }
+    }
+
+    fn io(&self, e: io::Error, line: u64) -> Error {
+        if self.source_failed.load(Ordering::Relaxed) {
+            return Error::Read {
+                key: self.key.clone(),
+                source: e,
+            };
+        }
+        let what = match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                "the compressed stream ends early (truncated file?)".to_owned()
+            }
+            io::ErrorKind::InvalidData => format!("invalid data: {e}"),
+            _ => format!("cannot decode: {e}"),
+        };
+        self.format(line, what)
+    }
+}
+
+/// Checks column names from a header or a config.
+fn check_columns(ctx: &Ctx, columns: &[String]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in columns.iter().enumerate() {
+        if c.trim().is_empty() {
+            return Err(ctx.format(1, format!("column {} has an empty name", i + 1)));
+        }
+        if !seen.insert(c) {
+            return Err(ctx.format(1, format!("column {c:?} appears twice")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,26 @@
+//! # Layout
+//!
+//! The bottom of s3loader: everything a worker needs to turn a batch of
+//! objects into committed rows, and the object store the scheduler also
+//! lists and moves through.
+//!
+//! * [`store`]: the [`ObjectStore`](store::ObjectStore) trait and its S3 and
+//!   local-directory backends.
+//! * [`contract`]: [`Batch`](contract::Batch) in,
+//!   [`BatchOutcome`](contract::BatchOutcome) out: the load contract.
+//! * [`config`]: the TOML config every binary reads, and the router.
+//! * [`format`]: CSV and JSON Lines, plain, gzip or zstd, as row streams.
+//! * [`dest`]: SQLite and PostgreSQL, each with the ledger that makes loads
+//!   exactly-once.
+//! * [`worker`]: loads one batch into its destination.
+//! * [`error`]: the crate's one error type.
+
+pub mod config;
+pub mod contract;
+pub mod dest;
+pub mod error;
+pub mod format;
+pub mod store;
+pub mod worker;
+
+pub use error::{Error, Result};

@@ -1,0 +1,128 @@
+//! The object store: the queue's only way to touch objects.
+//!
+//! The scheduler lists and moves through it, the loader reads through it.
+//! Two backends: [`S3Store`] (any S3 API: AWS, SeaweedFS, moto) and
+//! [`LocalStore`] (a directory; the embedded default). One conformance suite
+//! (`tests/store_conformance.rs`) runs the same functions against all of them.
+
+mod local;
+mod s3;
+
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncRead;
+
+use crate::error::{Error, Result};
+
+/// What a listing says about one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: DateTime<Utc>,
+    /// The ETag as the store returns it, quotes included. It changes whenever
+    /// the object is written again, which is what the ledger and the move
+    /// guard rely on.
+    pub etag: String,
+}
+
+/// An object being read.
+pub struct GetObject {
+    pub meta: ObjectMeta,
+    pub body: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// The precondition of a put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Write whatever is there.
+    Overwrite,
+    /// `If-None-Match: *`: fail with [`Error::Precondition`] if the key exists.
+    Create,
+    /// `If-Match: <etag>`: fail with [`Error::Precondition`] unless the object
+    /// exists with this ETag.
+    Update(String),
+}
+
+/// The operations the queue needs, and their contracts.
+///
+/// * Keys are arbitrary UTF-8 up to 1,024 bytes. A backend that cannot hold a
+///   key returns [`Error::InvalidKey`]; it never writes somewhere else.
+/// * A put is atomic: readers see the old object or the new one, never a mix.
+/// * Errors name the store and the key.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
+    /// A short name for logs and errors: `s3://bucket` or `dir:/path`.
+    fn name(&self) -> &str;
+
+    /// Lists the objects whose key starts with `prefix`, in ascending byte
+    /// order of key, one page at a time. Directory markers (keys ending in
+    /// `/`) are skipped. Objects written during the listing may or may not
+    /// appear.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<Vec<ObjectMeta>>>;
+
+    /// The object's metadata; [`Error::NotFound`] if it is missing.
+    async fn head(&self, key: &str) -> Result<ObjectMeta>;
+
+    /// Opens the object for streaming. With `if_match`, fails with
+    /// [`Error::Precondition`] if the object's ETag differs, so a reader never
+    /// loads a version other than the one it was given.
+    async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject>;
+
+    /// Writes the object whole; returns its new ETag.
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> Result<String>;
+
+    /// Deletes the object. With `if_match`, only if its ETag is still that
+    /// one ([`Error::Precondition`] otherwise). Deleting a missing object
+    /// succeeds: a retried delete must not fail.
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
+
+    /// Copies `from` (the version described, where the backend can enforce
+    /// it) to `to`, overwriting `to`.
+    async fn copy(&self, from: &ObjectMeta, to: &str) -> Result<()>;
+
+    /// Moves `from` to `to`: a copy, then a delete guarded by the listed
+    /// ETag. If the source changed in between, the new version stays where
+    /// it is and [`Error::Precondition`] is returned; the copy at `to` is the
+    /// old version. A crash between the two steps leaves the object in both
+    /// places, never in neither.
+    async fn move_object(&self, from: &ObjectMeta, to: &str) -> Result<()> {
+        self.copy(from, to).await?;
+        self.delete(&from.key, Some(&from.etag)).await
+    }
+}
+
+/// Opens the store named by a URL: `s3://bucket` or `dir:PATH` (a bare
+/// path is also taken as a directory).
+pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let bucket = rest.trim_end_matches('/');
+        if bucket.is_empty() || bucket.contains('/') {
+            return Err(Error::config(
+                "source.url",
+                format!(
+                    "{url:?}: expected s3://BUCKET (prefixes are set with source.incoming etc.)"
+                ),
+            ));
+        }
+        Ok(Arc::new(S3Store::from_env(bucket).await))
+    } else {
+        let path = url.strip_prefix("dir:").unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(Error::config(
+                "source.url",
+                format!("{url:?}: expected s3://BUCKET or dir:PATH"),
+            ));
+        }
+        Ok(Arc::new(LocalStore::new(path)?))
+    }
+}

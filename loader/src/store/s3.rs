@@ -1,0 +1,367 @@
+//! [`ObjectStore`] over the S3 API (aws-sdk-s3).
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_runtime_api::client::result::CreateUnhandledError;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use super::{GetObject, ObjectMeta, ObjectStore, PutMode};
+use crate::error::{Error, Result};
+
+/// Single-request CopyObject is limited to 5 GiB; above it S3 requires
+/// UploadPartCopy.
+pub const MAX_SINGLE_COPY: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Everything but RFC 3986 unreserved characters and `/` is escaped in the
+/// `x-amz-copy-source` header, which S3 URL-decodes.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A bucket reached through the S3 API.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    name: String,
+    multipart_threshold: u64,
+    part_size: u64,
+}
+
+impl S3Store {
+    /// Uses a client built once by the caller.
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        let bucket = bucket.into();
+        Self {
+            client,
+            name: format!("s3://{bucket}"),
+            bucket,
+            multipart_threshold: MAX_SINGLE_COPY,
+            part_size: 512 * 1024 * 1024,
+        }
+    }
+
+    /// Builds the client from the standard AWS configuration chain
+    /// (credentials, region, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3`).
+    /// A custom endpoint turns on path-style addressing, which local
+    /// emulators need.
+    pub async fn from_env(bucket: &str) -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+        let conf = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(custom_endpoint)
+            .build();
+        Self::new(aws_sdk_s3::Client::from_conf(conf), bucket)
+    }
+
+    /// Copies objects larger than `threshold` with UploadPartCopy in parts of
+    /// `part_size` bytes. Lowered in tests so the multipart path runs for real.
+    pub fn with_multipart_copy(mut self, threshold: u64, part_size: u64) -> Self {
+        self.multipart_threshold = threshold.min(MAX_SINGLE_COPY);
+        self.part_size = part_size.max(5 * 1024 * 1024);
+        self
+    }
+
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn copy_source(&self, key: &str) -> String {
+        format!("{}/{}", self.bucket, utf8_percent_encode(key, COPY_SOURCE))
+    }
+
+    fn classify<E>(&self, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + CreateUnhandledError + std::error::Error + Send + Sync + 'static,
+    {
+        classify(&self.name, op, key, err)
+    }
+
+    async fn multipart_copy(&self, from: &ObjectMeta, to: &str) -> Result<()> {
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(to)
+            .send()
+            .await
+            .map_err(|e| self.classify("create multipart upload for", to, e))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_owned();
+        // S3 allows at most 10,000 parts.
+        let part_size = self.part_size.max(from.size.div_ceil(10_000));
+        let result = async {
+            let mut parts = Vec::new();
+            let mut start = 0u64;
+            let mut number = 1;
+            while start < from.size {
+                let end = (start + part_size).min(from.size) - 1;
+                let part = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(to)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .copy_source(self.copy_source(&from.key))
+                    .copy_source_if_match(&from.etag)
+                    .copy_source_range(format!("bytes={start}-{end}"))
+                    .send()
+                    .await
+                    .map_err(|e| self.classify("copy part of", &from.key, e))?;
+                let etag = part
+                    .copy_part_result()
+                    .and_then(|r| r.e_tag())
+                    .unwrap_or_default();
+                parts.push(
+                    CompletedPart::builder()
+                        .e_tag(etag)
+                        .part_number(number)
+                        .build(),
+                );
+                start = end + 1;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(to)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.classify("complete multipart copy to", to, e))?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // Best effort: an abandoned upload only costs storage, and a
+            // lifecycle rule for incomplete uploads sweeps it anyway.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(to)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
+/// Maps an SDK error onto [`Error`] by HTTP status and S3 error code.
+fn classify<E>(store: &str, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + CreateUnhandledError + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let service = match err {
+        SdkError::ServiceError(_) => err.into_service_error(),
+        SdkError::ConstructionFailure(_) => {
+            return Error::Store {
+                op,
+                store: store.to_owned(),
+                key: key.to_owned(),
+                code: None,
+                retryable: false,
+                source: Box::new(err),
+            }
+        }
+        // Timeouts, connection failures and unparseable responses: the
+        // request may never have reached S3, so it is worth another try.
+        other => {
+            return Error::Store {
+                op,
+                store: store.to_owned(),
+                key: key.to_owned(),
+                code: None,
+                retryable: true,
+                source: Box::new(other),
+            }
+        }
+    };
+    let code = service.code().map(str::to_owned);
+    match (status, code.as_deref()) {
+        (_, Some("NoSuchKey" | "NotFound")) | (Some(404), None) => Error::NotFound {
+            store: store.to_owned(),
+            key: key.to_owned(),
+        },
+        (_, Some("PreconditionFailed" | "ConditionalRequestConflict")) | (Some(412), _) => {
+            Error::Precondition {
+                store: store.to_owned(),
+                key: key.to_owned(),
+                what: "the object exists or its ETag changed",
+            }
+        }
+        _ => {
+            let retryable = matches!(status, Some(429 | 500..=599))
+                || matches!(
+                    code.as_deref(),
+                    Some(
+                        "SlowDown"
+                            | "RequestTimeout"
+                            | "InternalError"
+                            | "ServiceUnavailable"
+                            | "Throttling"
+                            | "ThrottlingException"
+                            | "RequestTimeTooSkewed"
+                    )
+                );
+            Error::Store {
+                op,
+                store: store.to_owned(),
+                key: key.to_owned(),
+                code,
+                retryable,
+                source: Box::new(service),
+            }
+        }
+    }
+}
+
+fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> DateTime<Utc> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<Vec<ObjectMeta>>> {
+        let pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        stream::unfold(pages, move |mut pages| async move {
+            let page = pages.next().await?;
+            let page = page
+                .map(|out| {
+                    out.contents()
+                        .iter()
+                        .filter_map(|o| {
+                            let key = o.key()?;
+                            (!key.ends_with('/')).then(|| ObjectMeta {
+                                key: key.to_owned(),
+                                size: o.size().unwrap_or(0).max(0) as u64,
+                                last_modified: to_chrono(o.last_modified()),
+                                etag: o.e_tag().unwrap_or_default().to_owned(),
+                            })
+                        })
+                        .collect()
+                })
+                .map_err(|e| self.classify("list", prefix, e));
+            Some((page, pages))
+        })
+        .boxed()
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectMeta> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.classify("head", key, e))?;
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: to_chrono(out.last_modified()),
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_match(if_match.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| self.classify("get", key, e))?;
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: to_chrono(out.last_modified()),
+            etag: out.e_tag().unwrap_or_default().to_owned(),
+        };
+        Ok(GetObject {
+            meta,
+            body: Box::pin(out.body.into_async_read()),
+        })
+    }
+
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> Result<String> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        req = match mode {
+            PutMode::Overwrite => req,
+            PutMode::Create => req.if_none_match("*"),
+            PutMode::Update(etag) => req.if_match(etag),
+        };
+        let out = req.send().await.map_err(|e| self.classify("put", key, e))?;
+        Ok(out.e_tag().unwrap_or_default().to_owned())
+    }
+
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
+        let res = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_if_match(if_match.map(str::to_owned))
+            .send()
+            .await;
+        match res.map_err(|e| self.classify("delete", key, e)) {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn copy(&self, from: &ObjectMeta, to: &str) -> Result<()> {
+        if from.size > self.multipart_threshold {
+            return self.multipart_copy(from, to).await;
+        }
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(self.copy_source(&from.key))
+            .copy_source_if_match(&from.etag)
+            .send()
+            .await
+            .map_err(|e| self.classify("copy", &from.key, e))?;
+        Ok(())
+    }
+}
