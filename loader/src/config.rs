@@ -186,8 +186,26 @@ pub struct RouteConfig {
     pub pattern: String,
     pub destination: String,
     pub table: String,
-    #[serde(flatten)]
-    pub spec: LoadSpec,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub csv: CsvOptions,
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+}
+
+impl RouteConfig {
+    /// How files of this route are read.
+    pub fn spec(&self) -> LoadSpec {
+        LoadSpec {
+            format: self.format,
+            compression: self.compression,
+            csv: self.csv.clone(),
+            columns: self.columns.clone(),
+        }
+    }
 }
 
 mod defaults {
@@ -214,12 +232,21 @@ mod defaults {
 impl Config {
     /// Parses and validates.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::Config {
-            field: e
-                .span()
-                .map(|s| format!("at byte {}", s.start))
-                .unwrap_or_else(|| "file".into()),
-            message: e.message().to_owned(),
+        let config: Config = toml::from_str(text).map_err(|e| {
+            // toml reports a byte span; name the line and show it, since
+            // the message alone ("invalid type") may not name the key.
+            let field = e.span().map_or_else(
+                || "file".to_owned(),
+                |span| {
+                    let line = text[..span.start].matches('\n').count() + 1;
+                    let content = text.lines().nth(line - 1).unwrap_or("").trim();
+                    format!("line {line} `{content}`")
+                },
+            );
+            Error::Config {
+                field,
+                message: e.message().trim().to_owned(),
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -334,20 +361,20 @@ impl Config {
                     ),
                 ));
             }
-            let csv = &r.spec.csv;
+            let csv = &r.csv;
             if !csv.delimiter.is_ascii() || !csv.quote.is_ascii() || csv.delimiter == csv.quote {
                 return Err(Error::config(
                     field("csv"),
                     "delimiter and quote must be two different ASCII characters",
                 ));
             }
-            if r.spec.format == Format::Csv && !csv.header && r.spec.columns.is_none() {
+            if r.format == Format::Csv && !csv.header && r.columns.is_none() {
                 return Err(Error::config(
                     field("columns"),
                     "CSV without a header needs columns = [...]",
                 ));
             }
-            if r.spec.columns.as_ref().is_some_and(|c| c.is_empty()) {
+            if r.columns.as_ref().is_some_and(|c| c.is_empty()) {
                 return Err(Error::config(field("columns"), "must not be empty"));
             }
         }
@@ -482,6 +509,13 @@ mod tests {
             .starts_with("tick.concurrency"));
         let unknown = err_field(&format!("{GOOD}\n[tick]\nmax_filez = 3\n"));
         assert!(unknown.contains("max_filez"), "{unknown}");
+        let in_route = err_field(&GOOD.replace(
+            "table = \"other\"",
+            "table = \"other\"\n        delimter = \";\"",
+        ));
+        assert!(in_route.contains("delimter"), "{in_route}");
+        let typed = err_field(&format!("{GOOD}\n[tick]\nmax_files = \"many\"\n"));
+        assert!(typed.contains("max_files = \"many\""), "{typed}");
         assert!(err_field(&GOOD.replace("\"orders\"", "\"orders; drop\""))
             .starts_with("route[0].table"));
         let pw = GOOD.replace(

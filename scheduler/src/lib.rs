@@ -1,1 +1,50 @@
+//! # Layout
+//!
+//! The top of s3loader: the tick that drives the queue, and the operator
+//! commands around it. Binaries stay thin and call into here.
+//!
+//! * [`tick`]: [`Scheduler`](tick::Scheduler), one tick end to end.
+//! * [`lease`]: the conditional-put lease that keeps ticks from overlapping.
+//! * [`scan`]: listing `incoming/`, backlog counts, the X oldest files.
+//! * [`plan`]: routing and batching.
+//! * [`attempts`]: retry counts per file version.
+//! * [`metrics`]: the per-tick metrics and their sinks.
+//! * [`report`]: the `TickReport`.
+//! * [`ops`]: `status` and `reprocess`.
+//! * [`demo`]: the embedded default and its shipped samples.
+//! * [`error`]: the crate's one error type.
 
+pub mod attempts;
+pub mod demo;
+pub mod error;
+pub mod lease;
+pub mod metrics;
+pub mod ops;
+pub mod plan;
+pub mod report;
+pub mod scan;
+pub mod tick;
+
+pub use error::{Error, Result};
+
+use std::sync::Arc;
+
+use fanout::LocalFanout;
+use loader::config::Config;
+use loader::worker::Worker;
+
+/// Builds a scheduler with in-process workers and the log metrics sink,
+/// as the CLI runs it.
+pub async fn local(config: Config) -> Result<tick::Scheduler> {
+    let store = loader::store::open(&config.source.url)
+        .await
+        .map_err(Error::loader("open the source"))?;
+    let worker =
+        Worker::from_config(&config, store.clone()).map_err(Error::loader("build destinations"))?;
+    tick::Scheduler::new(
+        config,
+        store,
+        Arc::new(LocalFanout::new(worker)),
+        Arc::new(metrics::LogSink),
+    )
+}

@@ -1,0 +1,135 @@
+//! The scheduler lease: at most one tick at a time per bucket.
+//!
+//! EventBridge may deliver a schedule twice, and a slow tick may overlap the
+//! next. The lease is an object taken with a conditional create
+//! (`If-None-Match: *`); an expired one is taken over with `If-Match` on its
+//! ETag, so of two contenders exactly one wins. Released by a delete guarded
+//! by our ETag, so we never delete a lease someone else took over.
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+use loader::store::{ObjectStore, PutMode};
+use loader::Error as LoaderError;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Body {
+    owner: String,
+    acquired_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+/// A lease we hold.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub key: String,
+    pub owner: String,
+    etag: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Acquired {
+    Yes(Lease),
+    /// Someone else holds it until `expires_at`.
+    HeldBy {
+        owner: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+pub async fn acquire(
+    store: &dyn ObjectStore,
+    key: &str,
+    owner: &str,
+    ttl: Duration,
+) -> Result<Acquired> {
+    let now = Utc::now();
+    let body = Body {
+        owner: owner.to_owned(),
+        acquired_at: now,
+        expires_at: now + ttl,
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&body).expect("lease body serialises"));
+    let lease = |etag| {
+        Acquired::Yes(Lease {
+            key: key.to_owned(),
+            owner: owner.to_owned(),
+            etag,
+        })
+    };
+    // Two rounds: if the lease vanishes between our create and our read
+    // (released), the second create normally wins.
+    for _ in 0..2 {
+        match store.put(key, bytes.clone(), PutMode::Create).await {
+            Ok(etag) => return Ok(lease(etag)),
+            Err(LoaderError::Precondition { .. }) => {}
+            Err(e) => return Err(Error::loader(format!("take the lease {key:?}"))(e)),
+        }
+        let (current, etag) = match read(store, key).await {
+            Ok(found) => found,
+            Err(LoaderError::NotFound { .. }) => continue,
+            Err(e) => return Err(Error::loader(format!("read the lease {key:?}"))(e)),
+        };
+        // An unreadable lease is treated as expired rather than blocking
+        // the pipeline for ever.
+        if let Some(cur) = current.filter(|c| c.expires_at > now) {
+            return Ok(Acquired::HeldBy {
+                owner: cur.owner,
+                expires_at: cur.expires_at,
+            });
+        }
+        return match store.put(key, bytes, PutMode::Update(etag)).await {
+            Ok(etag) => {
+                tracing::warn!(lease = key, "took over an expired lease");
+                Ok(lease(etag))
+            }
+            // Someone else took it over first.
+            Err(LoaderError::Precondition { .. }) => match read(store, key).await {
+                Ok((Some(cur), _)) => Ok(Acquired::HeldBy {
+                    owner: cur.owner,
+                    expires_at: cur.expires_at,
+                }),
+                _ => Ok(Acquired::HeldBy {
+                    owner: "unknown".into(),
+                    expires_at: now,
+                }),
+            },
+            Err(e) => Err(Error::loader(format!("take over the lease {key:?}"))(e)),
+        };
+    }
+    Ok(Acquired::HeldBy {
+        owner: "unknown (the lease kept changing)".into(),
+        expires_at: now,
+    })
+}
+
+async fn read(store: &dyn ObjectStore, key: &str) -> Result<(Option<Body>, String), LoaderError> {
+    let mut object = store.get(key, None).await?;
+    let mut buf = Vec::new();
+    object
+        .body
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| LoaderError::Read {
+            key: key.to_owned(),
+            source: e,
+        })?;
+    Ok((serde_json::from_slice(&buf).ok(), object.meta.etag))
+}
+
+/// Gives the lease back. If it was taken over meanwhile (we overran its
+/// TTL), the new holder's lease is left alone and a warning logged.
+pub async fn release(store: &dyn ObjectStore, lease: &Lease) {
+    match store.delete(&lease.key, Some(&lease.etag)).await {
+        Ok(()) => {}
+        Err(LoaderError::Precondition { .. }) => {
+            tracing::warn!(lease = %lease.key, "the lease was taken over before we released it; raise tick.lease_ttl_secs")
+        }
+        Err(e) => {
+            tracing::warn!(lease = %lease.key, error = %loader::error::chain(&e), "could not release the lease; it expires by itself")
+        }
+    }
+}

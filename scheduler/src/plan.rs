@@ -1,0 +1,152 @@
+//! Routing and batching: which files go where, in which groups.
+
+use loader::config::{Router, TickConfig};
+use loader::contract::{Batch, FileTask};
+use loader::store::ObjectMeta;
+
+/// What a tick will do with the files it selected.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub batches: Vec<Batch>,
+    /// Files no route matches: they fail permanently with "no route".
+    pub unrouted: Vec<ObjectMeta>,
+}
+
+/// Groups `files` (oldest first) by destination and table, in order of
+/// first appearance, then cuts each group into batches of at most
+/// `batch_max_files` files and `batch_max_bytes` bytes (a single larger
+/// file gets a batch of its own).
+pub fn plan(files: Vec<ObjectMeta>, router: &Router, tick: &TickConfig, tick_id: &str) -> Plan {
+    let mut groups: Vec<((String, String), Vec<FileTask>)> = Vec::new();
+    let mut unrouted = Vec::new();
+    for meta in files {
+        let Some(route) = router.route(&meta.key) else {
+            unrouted.push(meta);
+            continue;
+        };
+        let task = FileTask {
+            key: meta.key,
+            etag: meta.etag,
+            size: meta.size,
+            spec: route.spec(),
+        };
+        let group = (route.destination.clone(), route.table.clone());
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, tasks)) => tasks.push(task),
+            None => groups.push((group, vec![task])),
+        }
+    }
+    let mut batches = Vec::new();
+    for ((destination, table), tasks) in groups {
+        let mut current: Vec<FileTask> = Vec::new();
+        let mut bytes = 0;
+        for task in tasks {
+            let full = current.len() >= tick.batch_max_files
+                || (!current.is_empty() && bytes + task.size > tick.batch_max_bytes);
+            if full {
+                batches.push(batch(
+                    tick_id,
+                    batches.len(),
+                    &destination,
+                    &table,
+                    std::mem::take(&mut current),
+                ));
+                bytes = 0;
+            }
+            bytes += task.size;
+            current.push(task);
+        }
+        if !current.is_empty() {
+            batches.push(batch(tick_id, batches.len(), &destination, &table, current));
+        }
+    }
+    Plan { batches, unrouted }
+}
+
+fn batch(tick_id: &str, n: usize, destination: &str, table: &str, files: Vec<FileTask>) -> Batch {
+    Batch {
+        id: format!("{tick_id}-{n:04}"),
+        destination: destination.to_owned(),
+        table: table.to_owned(),
+        files,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loader::config::Config;
+
+    fn meta(key: &str, size: u64) -> ObjectMeta {
+        ObjectMeta {
+            key: key.into(),
+            size,
+            last_modified: chrono::Utc::now(),
+            etag: "\"e\"".into(),
+        }
+    }
+
+    #[test]
+    fn groups_by_table_and_cuts_by_count_and_bytes() {
+        let config = Config::from_toml(
+            r#"
+            [source]
+            url = "dir:/tmp/x"
+            [destinations.wh]
+            kind = "sqlite"
+            path = "/tmp/x.db"
+            [[route]]
+            pattern = "a/*"
+            destination = "wh"
+            table = "a"
+            [[route]]
+            pattern = "b/*"
+            destination = "wh"
+            table = "b"
+            "#,
+        )
+        .unwrap();
+        let router = Router::new(&config).unwrap();
+        let tick = TickConfig {
+            batch_max_files: 2,
+            batch_max_bytes: 100,
+            ..TickConfig::default()
+        };
+        let files = vec![
+            meta("incoming/a/1", 10),
+            meta("incoming/b/1", 10),
+            meta("incoming/a/2", 10),
+            meta("incoming/a/3", 10),
+            meta("incoming/zzz", 1),
+            meta("incoming/b/big", 500),
+            meta("incoming/b/2", 10),
+        ];
+        let plan = plan(files, &router, &tick, "t");
+        let shape: Vec<(String, Vec<String>)> = plan
+            .batches
+            .iter()
+            .map(|b| {
+                (
+                    b.table.clone(),
+                    b.files.iter().map(|f| f.key.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (
+                    "a".into(),
+                    vec!["incoming/a/1".into(), "incoming/a/2".into()]
+                ),
+                ("a".into(), vec!["incoming/a/3".into()]),
+                ("b".into(), vec!["incoming/b/1".into()]),
+                ("b".into(), vec!["incoming/b/big".into()]),
+                ("b".into(), vec!["incoming/b/2".into()]),
+            ]
+        );
+        assert_eq!(plan.unrouted.len(), 1);
+        let ids: std::collections::HashSet<_> = plan.batches.iter().map(|b| &b.id).collect();
+        assert_eq!(ids.len(), plan.batches.len());
+    }
+}

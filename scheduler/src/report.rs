@@ -1,0 +1,152 @@
+//! The tick report: what one tick saw and did, logged as one JSON line.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::scan::Backlog;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LeaseStatus {
+    Acquired,
+    /// Another tick holds the lease: this one did nothing.
+    HeldBy {
+        owner: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+/// What happened to one file in this tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileResult {
+    /// Loaded and moved to `processed/`.
+    Loaded,
+    /// The ledger already had it; moved to `processed/`.
+    AlreadyLoaded,
+    /// Moved to `failed/`, with a report in `errors/`.
+    Failed,
+    /// Left in `incoming/` for another attempt.
+    Retry,
+    /// Not dispatched before the deadline; left in `incoming/`.
+    Deferred,
+    /// Its outcome is final but the move did not complete; left in
+    /// `incoming/`, and the ledger makes the next tick finish the job.
+    MoveFailed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLine {
+    pub key: String,
+    pub result: FileResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickReport {
+    pub tick_id: String,
+    pub pipeline: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub lease: LeaseStatus,
+    /// The backlog in `incoming/` when the tick listed it.
+    pub backlog: Backlog,
+    pub selected: u64,
+    pub batches: u64,
+    pub loaded: u64,
+    pub already_loaded: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub deferred: u64,
+    pub move_errors: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: Vec<FileLine>,
+}
+
+impl TickReport {
+    pub fn new(tick_id: &str, pipeline: &str, started_at: DateTime<Utc>) -> Self {
+        Self {
+            tick_id: tick_id.to_owned(),
+            pipeline: pipeline.to_owned(),
+            started_at,
+            duration_ms: 0,
+            lease: LeaseStatus::Acquired,
+            backlog: Backlog::default(),
+            selected: 0,
+            batches: 0,
+            loaded: 0,
+            already_loaded: 0,
+            failed: 0,
+            retried: 0,
+            deferred: 0,
+            move_errors: 0,
+            rows: 0,
+            bytes: 0,
+            files: Vec::new(),
+        }
+    }
+
+    /// Whether this tick changed anything in the bucket.
+    pub fn made_progress(&self) -> bool {
+        self.loaded + self.already_loaded + self.failed > 0
+    }
+}
+
+/// The human summary `s3loader tick` prints.
+impl fmt::Display for TickReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let LeaseStatus::HeldBy { owner, expires_at } = &self.lease {
+            return writeln!(
+                f,
+                "tick {}: another tick ({owner}) holds the lease until {expires_at}; nothing done",
+                self.tick_id
+            );
+        }
+        let b = &self.backlog;
+        writeln!(
+            f,
+            "tick {}: backlog {} files, {} bytes{}; selected {} in {} batches ({} ms)",
+            self.tick_id,
+            b.files,
+            b.bytes,
+            if b.complete {
+                ""
+            } else {
+                " (listing cut short at the deadline: at least this many)"
+            },
+            self.selected,
+            self.batches,
+            self.duration_ms
+        )?;
+        for line in &self.files {
+            let what = match line.result {
+                FileResult::Loaded => format!("loaded {} rows", line.rows.unwrap_or(0)),
+                FileResult::AlreadyLoaded => "already loaded (ledger); moved".into(),
+                FileResult::Failed => "FAILED -> failed/".into(),
+                FileResult::Retry => {
+                    format!("retry later (attempt {})", line.attempts.unwrap_or(0))
+                }
+                FileResult::Deferred => "deferred to the next tick".into(),
+                FileResult::MoveFailed => "loaded, move failed (next tick finishes it)".into(),
+            };
+            write!(f, "  {:<16} {}", what, line.key)?;
+            if let Some(reason) = &line.reason {
+                write!(f, "\n                   reason: {reason}")?;
+            }
+            writeln!(f)?;
+        }
+        writeln!(
+            f,
+            "  => {} loaded ({} rows), {} already loaded, {} failed, {} to retry, {} deferred, {} move errors",
+            self.loaded, self.rows, self.already_loaded, self.failed, self.retried, self.deferred, self.move_errors
+        )
+    }
+}

@@ -1,0 +1,105 @@
+//! Listing `incoming/`: the backlog counts and the X oldest files.
+
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use loader::store::{ObjectMeta, ObjectStore};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The backlog as one listing saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backlog {
+    pub files: u64,
+    pub bytes: u64,
+    pub oldest: Option<DateTime<Utc>>,
+    /// False if the listing stopped at the deadline: the counts are then
+    /// lower bounds.
+    pub complete: bool,
+}
+
+impl Backlog {
+    pub fn oldest_age_secs(&self, now: DateTime<Utc>) -> u64 {
+        self.oldest
+            .map(|t| (now - t).num_seconds().max(0) as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Orders by (last modified, key): oldest first, ties by key.
+#[derive(Debug, PartialEq, Eq)]
+struct ByAge(ObjectMeta);
+
+impl Ord for ByAge {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.last_modified, &self.0.key).cmp(&(other.0.last_modified, &other.0.key))
+    }
+}
+
+impl PartialOrd for ByAge {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Lists `prefix` page by page until done or `deadline`, counting the
+/// backlog and keeping the `max_files` oldest objects in a bounded heap
+/// (memory is O(max_files) whatever the backlog). Of those, returns the
+/// oldest that fit in `max_bytes`, oldest first; at least one, so a file
+/// larger than `max_bytes` is not stuck for ever.
+pub async fn scan(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    max_files: usize,
+    max_bytes: u64,
+    deadline: Instant,
+) -> Result<(Backlog, Vec<ObjectMeta>)> {
+    let mut backlog = Backlog {
+        complete: true,
+        ..Backlog::default()
+    };
+    // A max-heap of the youngest kept on top, so it is the one evicted.
+    let mut heap: BinaryHeap<ByAge> = BinaryHeap::with_capacity(max_files + 1);
+    let mut pages = store.list(prefix);
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(Error::loader(format!(
+            "list {prefix:?} in {}",
+            store.name()
+        )))?;
+        for meta in page {
+            backlog.files += 1;
+            backlog.bytes += meta.size;
+            backlog.oldest = Some(match backlog.oldest {
+                Some(t) => t.min(meta.last_modified),
+                None => meta.last_modified,
+            });
+            if max_files > 0 {
+                heap.push(ByAge(meta));
+                if heap.len() > max_files {
+                    heap.pop();
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            backlog.complete = false;
+            break;
+        }
+    }
+    let mut budget = max_bytes;
+    let selected = heap
+        .into_sorted_vec()
+        .into_iter()
+        .map(|ByAge(m)| m)
+        .enumerate()
+        .take_while(|(i, m)| {
+            let fits = m.size <= budget || *i == 0;
+            budget = budget.saturating_sub(m.size);
+            fits
+        })
+        .map(|(_, m)| m)
+        .collect();
+    Ok((backlog, selected))
+}
