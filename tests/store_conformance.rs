@@ -1,0 +1,366 @@
+//! The object store's contract, run against every backend: SeaweedFS,
+//! moto's S3 and the local directory, with the same test functions.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{stream, StreamExt};
+use loader::store::{ObjectStore, PutMode};
+use loader::Error;
+use s3loader_e2e::*;
+
+/// The key names every backend must carry unchanged. (A backslash is not
+/// among them: SeaweedFS stores `a\\b` as `a/b`.)
+fn hostile_keys() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "with space.csv",
+        "quote'single\"double.csv",
+        "plus+sign.csv",
+        "percent%20literal%.csv",
+        "bang!.csv",
+        "semi;colon.csv",
+        "amp&eq=q?.csv",
+        "ünïcødé/日本語 файл.csv",
+        "..dots/x.csv",
+        "emoji 📦.csv",
+    ]
+    .iter()
+    .map(|k| format!("incoming/{k}"))
+    .collect();
+    keys.push(thousand_byte_key(150));
+    keys.sort();
+    keys
+}
+
+/// A key of exactly 1,000 bytes, with multi-byte characters, in path
+/// segments of at most `segment` bytes.
+fn thousand_byte_key(segment: usize) -> String {
+    let mut key = String::from("incoming/long/");
+    let mut current = 0;
+    while key.len() < 990 {
+        if current + 7 > segment {
+            key.push('/');
+            current = 0;
+        }
+        key.push_str("é-key-");
+        current += 7;
+    }
+    while key.len() < 1000 {
+        key.push('k');
+    }
+    assert_eq!(key.len(), 1000);
+    key
+}
+
+/// One segment of ~985 bytes: legal in S3, longer than any file name a
+/// file system allows. SeaweedFS refuses it (KeyTooLongError: its filer
+/// stores names of at most 255 bytes), so this runs on moto and the local
+/// directory, which splits long segments.
+pub async fn one_long_segment_key(store: Arc<dyn ObjectStore>) {
+    let key = thousand_byte_key(2000);
+    store
+        .put(&key, Bytes::from_static(b"long"), PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(keys(&*store, "incoming/").await, vec![key.clone()]);
+    let meta = store.head(&key).await.unwrap();
+    let to = key.replacen("incoming/", "processed/", 1);
+    store.move_object(&meta, &to).await.unwrap();
+    assert_eq!(keys(&*store, "processed/").await, vec![to.clone()]);
+    assert_eq!(read(&*store, &to).await, b"long");
+}
+
+pub async fn hostile_keys_survive_list_and_move(store: Arc<dyn ObjectStore>) {
+    let wanted = hostile_keys();
+    for k in &wanted {
+        store
+            .put(k, Bytes::from(k.clone()), PutMode::Create)
+            .await
+            .unwrap_or_else(|e| panic!("put {k:?}: {e:?}"));
+    }
+    assert_eq!(keys(&*store, "incoming/").await, wanted);
+    let metas: Vec<_> = stream::iter(wanted.clone())
+        .then(|k| {
+            let store = store.clone();
+            async move { store.head(&k).await.unwrap() }
+        })
+        .collect()
+        .await;
+    for m in &metas {
+        let to = m.key.replacen("incoming/", "processed/", 1);
+        store
+            .move_object(m, &to)
+            .await
+            .unwrap_or_else(|e| panic!("move {:?}: {e:?}", m.key));
+    }
+    assert!(keys(&*store, "incoming/").await.is_empty());
+    let moved = keys(&*store, "processed/").await;
+    let expected: Vec<_> = wanted
+        .iter()
+        .map(|k| k.replacen("incoming/", "processed/", 1))
+        .collect();
+    assert_eq!(moved, expected);
+    for (orig, k) in wanted.iter().zip(&moved) {
+        assert_eq!(read(&*store, k).await, orig.as_bytes(), "content of {k:?}");
+    }
+}
+
+pub async fn conditional_put_get_delete(store: Arc<dyn ObjectStore>) {
+    let k = "state/lease";
+    let e1 = store
+        .put(k, Bytes::from_static(b"one"), PutMode::Create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .put(k, Bytes::from_static(b"two"), PutMode::Create)
+            .await,
+        Err(Error::Precondition { .. })
+    ));
+    assert!(matches!(
+        store
+            .put(
+                k,
+                Bytes::from_static(b"two"),
+                PutMode::Update("\"nope\"".into())
+            )
+            .await,
+        Err(Error::Precondition { .. })
+    ));
+    let e2 = store
+        .put(k, Bytes::from_static(b"two"), PutMode::Update(e1.clone()))
+        .await
+        .unwrap();
+    assert_ne!(e1, e2);
+    assert_eq!(store.head(k).await.unwrap().etag, e2);
+    assert!(matches!(
+        store.get(k, Some(&e1)).await,
+        Err(Error::Precondition { .. })
+    ));
+    assert!(store.get(k, Some(&e2)).await.is_ok());
+    assert!(matches!(
+        store.delete(k, Some(&e1)).await,
+        Err(Error::Precondition { .. })
+    ));
+    assert_eq!(read(&*store, k).await, b"two");
+    store.delete(k, Some(&e2)).await.unwrap();
+    assert!(matches!(store.head(k).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.get(k, None).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Deleting what is gone succeeds: a retried delete must not fail.
+    store.delete(k, None).await.unwrap();
+    // Create works again once it is gone.
+    store
+        .put(k, Bytes::from_static(b"three"), PutMode::Create)
+        .await
+        .unwrap();
+}
+
+pub async fn listing_is_paged_ordered_and_bounded_by_prefix(store: Arc<dyn ObjectStore>) {
+    let n = 1100;
+    stream::iter(0..n)
+        .for_each_concurrent(32, |i| {
+            let store = store.clone();
+            async move {
+                store
+                    .put(
+                        &format!("incoming/p/{i:05}.csv"),
+                        Bytes::from_static(b"x"),
+                        PutMode::Overwrite,
+                    )
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    store
+        .put(
+            "incoming/q.csv",
+            Bytes::from_static(b"x"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            "incoming-not/p.csv",
+            Bytes::from_static(b"x"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let pages: Vec<_> = store.list("incoming/p/").collect().await;
+    assert!(
+        pages.len() >= 2,
+        "1,100 keys come in more than one page, got {}",
+        pages.len()
+    );
+    let listed: Vec<String> = pages
+        .into_iter()
+        .flat_map(|p| p.unwrap())
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(listed.len(), n);
+    assert!(listed.windows(2).all(|w| w[0] < w[1]), "ascending order");
+    assert_eq!(keys(&*store, "incoming/").await.len(), n + 1);
+}
+
+pub async fn move_refuses_to_delete_a_changed_object(store: Arc<dyn ObjectStore>) {
+    let k = "incoming/changing.csv";
+    store
+        .put(k, Bytes::from_static(b"v1"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let listed = store.head(k).await.unwrap();
+    // Distinct content and (for the local store) a distinct inode.
+    store
+        .put(k, Bytes::from_static(b"version 2"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let err = store
+        .move_object(&listed, "processed/changing.csv")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Precondition { .. }), "{err:?}");
+    assert_eq!(
+        read(&*store, k).await,
+        b"version 2",
+        "the new version stays in incoming/"
+    );
+}
+
+pub async fn directory_markers_are_not_objects(store: Arc<dyn ObjectStore>) {
+    store
+        .put("incoming/dir/", Bytes::new(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    store
+        .put(
+            "incoming/dir/a.csv",
+            Bytes::from_static(b"x"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&*store, "incoming/").await,
+        vec!["incoming/dir/a.csv".to_string()]
+    );
+}
+
+pub async fn multipart_copy_above_threshold(store: loader::store::S3Store) {
+    let store = store.with_multipart_copy(5 * 1024 * 1024, 5 * 1024 * 1024);
+    let body: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    store
+        .put(
+            "incoming/big.bin",
+            Bytes::from(body.clone()),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let meta = store.head("incoming/big.bin").await.unwrap();
+    store
+        .move_object(&meta, "processed/big bin+é.bin")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.head("incoming/big.bin").await,
+        Err(Error::NotFound { .. })
+    ));
+    let copied = read(&store, "processed/big bin+é.bin").await;
+    assert_eq!(copied.len(), body.len());
+    assert!(copied == body, "multipart copy preserved the bytes");
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod local_dir {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (store, _dir) = s3loader_e2e::local();
+                    super::$name(s3loader_e2e::arc(store)).await;
+                }
+            )*
+        }
+        mod seaweedfs {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(s3loader_e2e::arc(s3loader_e2e::seaweedfs().await)).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(s3loader_e2e::arc(s3loader_e2e::moto().await)).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    hostile_keys_survive_list_and_move,
+    conditional_put_get_delete,
+    listing_is_paged_ordered_and_bounded_by_prefix,
+    move_refuses_to_delete_a_changed_object,
+);
+
+/// S3 only: a local directory has no directory markers or multipart copy.
+/// Multipart copy is not run on moto: moto 5.2 answers
+/// CompleteMultipartUpload with a `CompleteMultipartUploadResponse` XML
+/// root, which aws-sdk-rust rightly rejects.
+mod s3_only {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seaweedfs_directory_markers() {
+        super::directory_markers_are_not_objects(s3loader_e2e::arc(
+            s3loader_e2e::seaweedfs().await,
+        ))
+        .await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn moto_directory_markers() {
+        super::directory_markers_are_not_objects(s3loader_e2e::arc(s3loader_e2e::moto().await))
+            .await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seaweedfs_multipart_copy() {
+        super::multipart_copy_above_threshold(s3loader_e2e::seaweedfs().await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn moto_one_long_segment_key() {
+        super::one_long_segment_key(s3loader_e2e::arc(s3loader_e2e::moto().await)).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_one_long_segment_key() {
+        let (store, _dir) = s3loader_e2e::local();
+        super::one_long_segment_key(s3loader_e2e::arc(store)).await;
+    }
+}
+
+/// Local only: no key reaches outside the root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_keys_never_escape_the_root() {
+    let (store, dir) = s3loader_e2e::local();
+    for key in [
+        "../escape.csv",
+        "incoming/../../escape.csv",
+        "/etc/passwd-ish",
+        "incoming//x",
+        ".s3loader/lock",
+    ] {
+        let err = store
+            .put(key, Bytes::from_static(b"x"), PutMode::Overwrite)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidKey { .. }), "{key:?}: {err:?}");
+    }
+    assert!(!dir.path().join("escape.csv").exists());
+    assert!(!std::path::Path::new("/etc/passwd-ish").exists());
+}
