@@ -1,1 +1,553 @@
+//! The tick end to end against real services: SeaweedFS for S3, PostgreSQL
+//! as the warehouse, and the local directory with SQLite.
 
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fanout::{Fanout, LocalFanout};
+use futures::stream::BoxStream;
+use futures::{stream, StreamExt};
+use loader::config::Config;
+use loader::contract::{Batch, BatchOutcome, FileTask, Outcome};
+use loader::store::{GetObject, ObjectMeta, ObjectStore, PutMode};
+use loader::worker::Worker;
+use s3loader_e2e::*;
+use scheduler::metrics::LogSink;
+use scheduler::report::{FileResult, LeaseStatus, TickReport};
+use scheduler::tick::Scheduler;
+
+const ORDERS_DDL: &str = "CREATE TABLE orders (id int, customer text NOT NULL, amount numeric(12,2), ordered_at timestamptz);
+                          CREATE TABLE events (event_id text, type text, \"user\" text, at timestamptz, props jsonb);";
+
+fn config(destination: &str, tick: &str) -> Config {
+    Config::from_toml(&format!(
+        r#"
+        [source]
+        url = "s3://set-by-the-test"
+        [tick]
+        {tick}
+        [destinations.wh]
+        {destination}
+        [[route]]
+        pattern = "orders/**/*.csv*"
+        destination = "wh"
+        table = "orders"
+        [[route]]
+        pattern = "events/**/*.jsonl*"
+        destination = "wh"
+        table = "events"
+        format = "jsonl"
+        "#
+    ))
+    .unwrap()
+}
+
+fn pg_destination(url: &str) -> String {
+    format!("kind = \"postgres\"\nurl = \"{url}\"\nconnect_timeout_secs = 3")
+}
+
+fn scheduler_with(
+    config: Config,
+    store: Arc<dyn ObjectStore>,
+    fanout: Arc<dyn Fanout>,
+) -> Scheduler {
+    Scheduler::new(config, store, fanout, Arc::new(LogSink)).unwrap()
+}
+
+fn scheduler(config: Config, store: Arc<dyn ObjectStore>) -> Scheduler {
+    let worker = Worker::from_config(&config, store.clone()).unwrap();
+    scheduler_with(config, store, Arc::new(LocalFanout::new(worker)))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+async fn put(store: &dyn ObjectStore, key: &str, body: impl Into<Bytes>) {
+    store
+        .put(key, body.into(), PutMode::Overwrite)
+        .await
+        .unwrap();
+}
+
+fn result_of<'a>(report: &'a TickReport, key: &str) -> &'a scheduler::report::FileLine {
+    report
+        .files
+        .iter()
+        .find(|l| l.key == key)
+        .unwrap_or_else(|| panic!("{key:?} not in the report: {report:#?}"))
+}
+
+async fn error_report(store: &dyn ObjectStore, rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&read(store, &format!("errors/{rel}.json")).await).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_and_bad_files_drain_from_seaweedfs_into_postgres() {
+    let store = arc(seaweedfs().await);
+    let url = pg_database().await;
+    let pg = pg_connect(&url).await;
+    pg.batch_execute(ORDERS_DDL).await.unwrap();
+
+    let s = &*store;
+    put(s, "incoming/orders/a.csv", "id,customer,amount,ordered_at\n1,acme,10.50,2026-11-01T00:00:00Z\n2,\"globex, inc\",,2026-11-01T01:00:00Z\n3,initech,3,2026-11-01T02:00:00Z\n").await;
+    put(s, "incoming/orders/b.csv.gz", gzip(b"id,customer,amount,ordered_at\n4,acme,1,2026-11-02T00:00:00Z\n5,hooli,2,2026-11-02T00:00:00Z\n")).await;
+    put(s, "incoming/events/e.jsonl.zst", zstd::encode_all(&b"{\"event_id\":\"e1\",\"type\":\"login\",\"user\":\"u1\",\"at\":\"2026-11-01T00:00:00Z\",\"props\":{\"a\":1}}\n{\"event_id\":\"e2\",\"type\":\"logout\",\"user\":\"u1\",\"at\":\"2026-11-01T01:00:00Z\",\"props\":null}\n"[..], 3).unwrap()).await;
+    let hostile = "incoming/orders/it's a \"quoted\" name + ü 100%.csv";
+    put(
+        s,
+        hostile,
+        "id,customer,amount,ordered_at\n6,o'brien,1,2026-11-03T00:00:00Z\n",
+    )
+    .await;
+    put(s, "incoming/orders/bad-type.csv", "id,customer,amount,ordered_at\n10,x,1.00,2026-11-03T00:00:00Z\n11,y,abc,2026-11-03T00:00:00Z\n").await;
+    put(
+        s,
+        "incoming/orders/short-row.csv",
+        "id,customer,amount,ordered_at\n20,x,1,2026-11-03T00:00:00Z\n21,y\n",
+    )
+    .await;
+    put(
+        s,
+        "incoming/orders/truncated.csv.gz",
+        gzip(&b"id,customer,amount,ordered_at\n30,x,1,2026-11-03T00:00:00Z\n".repeat(200))[..60]
+            .to_vec(),
+    )
+    .await;
+    put(s, "incoming/orders/empty.csv", Bytes::new()).await;
+    put(s, "incoming/unrouted.bin", "?").await;
+
+    let sched = scheduler(config(&pg_destination(&url), ""), store.clone());
+    let report = sched.tick().await.unwrap();
+    assert_eq!(report.lease, LeaseStatus::Acquired);
+    assert_eq!(report.backlog.files, 9);
+    assert!(report.backlog.complete);
+    assert_eq!(
+        (
+            report.loaded,
+            report.failed,
+            report.retried,
+            report.move_errors
+        ),
+        (5, 4, 0, 0),
+        "{report}"
+    );
+    assert_eq!(report.rows, 3 + 2 + 2 + 1);
+
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 6);
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM orders WHERE id >= 10").await,
+        0,
+        "no partial rows from failed files"
+    );
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM orders WHERE amount IS NULL").await,
+        1,
+        "empty CSV field is NULL"
+    );
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM events WHERE props->>'a' = '1'").await,
+        1
+    );
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM s3loader_ledger").await,
+        5
+    );
+
+    assert!(keys(s, "incoming/").await.is_empty());
+    let processed: BTreeSet<String> = keys(s, "processed/").await.into_iter().collect();
+    let expected: BTreeSet<String> = [
+        "processed/orders/a.csv",
+        "processed/orders/b.csv.gz",
+        "processed/events/e.jsonl.zst",
+        "processed/orders/it's a \"quoted\" name + ü 100%.csv",
+        "processed/orders/empty.csv",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    assert_eq!(processed, expected);
+    assert_eq!(keys(s, "failed/").await.len(), 4);
+
+    let bad_type = error_report(s, "orders/bad-type.csv").await;
+    let reason = bad_type["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("incoming/orders/bad-type.csv")
+            && reason.contains("amount")
+            && reason.contains("abc"),
+        "{reason}"
+    );
+    assert_eq!(bad_type["failed_key"], "failed/orders/bad-type.csv");
+    assert_eq!(bad_type["table"], "orders");
+    let short = error_report(s, "orders/short-row.csv").await["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(short.contains("line 3: expected 4 fields"), "{short}");
+    let truncated = error_report(s, "orders/truncated.csv.gz").await["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(truncated.contains("truncated"), "{truncated}");
+    let no_route = error_report(s, "unrouted.bin").await["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(no_route.starts_with("no route"), "{no_route}");
+    assert_eq!(result_of(&report, hostile).result, FileResult::Loaded);
+
+    // The queue is drained: the next tick has nothing to do.
+    let again = sched.tick().await.unwrap();
+    assert_eq!((again.backlog.files, again.selected), (0, 0));
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_down_retries_then_fails_with_the_last_error_and_reprocess_recovers() {
+    let store = arc(seaweedfs().await);
+    let s = &*store;
+    put(
+        s,
+        "incoming/orders/a.csv",
+        "id,customer,amount,ordered_at\n1,a,1,2026-11-01T00:00:00Z\n",
+    )
+    .await;
+    put(
+        s,
+        "incoming/orders/b.csv",
+        "id,customer,amount,ordered_at\n2,b,2,2026-11-01T00:00:00Z\n",
+    )
+    .await;
+    let down = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        closed_port()
+    );
+    let sched = scheduler(
+        config(&pg_destination(&down), "max_attempts = 3"),
+        store.clone(),
+    );
+
+    for attempt in 1..=2u32 {
+        let r = sched.tick().await.unwrap();
+        assert_eq!((r.loaded, r.retried, r.failed), (0, 2, 0), "{r}");
+        assert_eq!(
+            result_of(&r, "incoming/orders/a.csv").attempts,
+            Some(attempt)
+        );
+        assert_eq!(
+            keys(s, "incoming/").await.len(),
+            2,
+            "nothing moves while the destination is down"
+        );
+        assert!(keys(s, "processed/").await.is_empty() && keys(s, "failed/").await.is_empty());
+    }
+    let r = sched.tick().await.unwrap();
+    assert_eq!((r.loaded, r.retried, r.failed), (0, 0, 2), "{r}");
+    let report = error_report(s, "orders/a.csv").await;
+    assert_eq!(report["attempts"], 3);
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("gave up after 3 attempts; last error:") && reason.contains("connect"),
+        "{reason}"
+    );
+    assert!(keys(s, "incoming/").await.is_empty());
+
+    // The operator fixes the destination and reprocesses: attempts start
+    // from zero and the files load.
+    let url = pg_database().await;
+    let pg = pg_connect(&url).await;
+    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    let cfg = config(&pg_destination(&url), "max_attempts = 3");
+    let moved = scheduler::ops::reprocess(&cfg, s, "orders/", false)
+        .await
+        .unwrap();
+    assert_eq!(moved.moved.len(), 2);
+    let r = scheduler(cfg, store.clone()).tick().await.unwrap();
+    assert_eq!((r.loaded, r.failed), (2, 0), "{r}");
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 2);
+}
+
+/// A store whose moves into `processed/` fail: the load commits, the move
+/// does not, as when the process dies between the two.
+#[derive(Debug)]
+struct MovesFail(Arc<dyn ObjectStore>);
+
+#[async_trait]
+impl ObjectStore for MovesFail {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, loader::Result<Vec<ObjectMeta>>> {
+        self.0.list(prefix)
+    }
+    async fn head(&self, key: &str) -> loader::Result<ObjectMeta> {
+        self.0.head(key).await
+    }
+    async fn get(&self, key: &str, if_match: Option<&str>) -> loader::Result<GetObject> {
+        self.0.get(key, if_match).await
+    }
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> loader::Result<String> {
+        self.0.put(key, body, mode).await
+    }
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
+        self.0.delete(key, if_match).await
+    }
+    async fn copy(&self, from: &ObjectMeta, to: &str) -> loader::Result<()> {
+        if to.starts_with("processed/") {
+            return Err(loader::Error::Store {
+                op: "copy",
+                store: self.name().to_owned(),
+                key: from.key.clone(),
+                code: Some("InjectedFault".into()),
+                retryable: true,
+                source: "injected: the process died before the move".into(),
+            });
+        }
+        self.0.copy(from, to).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_that_committed_before_its_move_failed_is_not_loaded_again() {
+    let store = arc(seaweedfs().await);
+    let url = pg_database().await;
+    let pg = pg_connect(&url).await;
+    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    for i in 0..3 {
+        put(&*store, &format!("incoming/orders/{i}.csv"), format!("id,customer,amount,ordered_at\n{i},c,1,2026-11-01T00:00:00Z\n{i},d,2,2026-11-01T00:00:00Z\n")).await;
+    }
+    let cfg = config(&pg_destination(&url), "");
+    let broken = scheduler(cfg.clone(), Arc::new(MovesFail(store.clone())));
+    let r = broken.tick().await.unwrap();
+    assert_eq!((r.loaded, r.move_errors), (3, 3), "{r}");
+    assert!(r.files.iter().all(|l| l.result == FileResult::MoveFailed));
+    assert_eq!(
+        keys(&*store, "incoming/").await.len(),
+        3,
+        "files stay in incoming/ when the move fails"
+    );
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 6);
+
+    let healthy = scheduler(cfg, store.clone());
+    let r = healthy.tick().await.unwrap();
+    assert_eq!((r.loaded, r.already_loaded, r.failed), (0, 3, 0), "{r}");
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM orders").await,
+        6,
+        "row counts unchanged"
+    );
+    assert!(keys(&*store, "incoming/").await.is_empty());
+    assert_eq!(keys(&*store, "processed/").await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ticks_at_once_on_500_files_load_each_exactly_once() {
+    let store = arc(seaweedfs().await);
+    let url = pg_database().await;
+    let pg = pg_connect(&url).await;
+    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    stream::iter(0..500)
+        .for_each_concurrent(32, |i| {
+            let store = store.clone();
+            async move {
+                put(&*store, &format!("incoming/orders/{i:03}.csv"), format!("id,customer,amount,ordered_at\n{i},a,1,2026-11-01T00:00:00Z\n{i},b,2,2026-11-01T00:00:00Z\n")).await;
+            }
+        })
+        .await;
+    let cfg = config(
+        &pg_destination(&url),
+        "max_files = 120\nbatch_max_files = 30\nconcurrency = 4",
+    );
+    // Two schedulers with their own workers, as two Lambda invocations.
+    let a = scheduler(cfg.clone(), store.clone());
+    let b = scheduler(cfg, store.clone());
+    let drain = |s: Scheduler| async move {
+        let (mut held, mut loaded) = (0, 0);
+        for _ in 0..200 {
+            let r = s.tick().await.unwrap();
+            match r.lease {
+                LeaseStatus::HeldBy { .. } => {
+                    held += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                LeaseStatus::Acquired if r.backlog.files == 0 => break,
+                LeaseStatus::Acquired => loaded += r.loaded,
+            }
+        }
+        (held, loaded)
+    };
+    let ((held_a, loaded_a), (held_b, loaded_b)) = tokio::join!(drain(a), drain(b));
+    println!("tick A loaded {loaded_a} (lease busy {held_a}x), tick B loaded {loaded_b} (lease busy {held_b}x)");
+    assert_eq!(loaded_a + loaded_b, 500);
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 1000);
+    assert_eq!(
+        pg_count(&pg, "SELECT count(DISTINCT id) FROM orders").await,
+        500
+    );
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM s3loader_ledger").await,
+        500
+    );
+    assert!(keys(&*store, "incoming/").await.is_empty());
+    assert_eq!(keys(&*store, "processed/").await.len(), 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_alone_keeps_concurrent_workers_from_loading_twice() {
+    // No scheduler and no lease: two workers get the same batch at once.
+    let store = arc(seaweedfs().await);
+    let url = pg_database().await;
+    let pg = pg_connect(&url).await;
+    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    let mut files = Vec::new();
+    for i in 0..20 {
+        let key = format!("incoming/orders/{i}.csv");
+        put(
+            &*store,
+            &key,
+            format!("id,customer,amount,ordered_at\n{i},a,1,2026-11-01T00:00:00Z\n"),
+        )
+        .await;
+        let meta = store.head(&key).await.unwrap();
+        files.push(FileTask {
+            key,
+            etag: meta.etag,
+            size: meta.size,
+            spec: Default::default(),
+        });
+    }
+    let batch = Batch {
+        id: "b".into(),
+        destination: "wh".into(),
+        table: "orders".into(),
+        files,
+    };
+    let cfg = config(&pg_destination(&url), "");
+    let w1 = LocalFanout::new(Worker::from_config(&cfg, store.clone()).unwrap());
+    let w2 = LocalFanout::new(Worker::from_config(&cfg, store.clone()).unwrap());
+    let (o1, o2) = tokio::join!(w1.dispatch(batch.clone()), w2.dispatch(batch.clone()));
+    let loaded = |o: &BatchOutcome| {
+        o.files
+            .iter()
+            .filter(|f| matches!(f.outcome, Outcome::Loaded { .. }))
+            .count()
+    };
+    let already = |o: &BatchOutcome| {
+        o.files
+            .iter()
+            .filter(|f| f.outcome == Outcome::AlreadyLoaded)
+            .count()
+    };
+    assert_eq!(loaded(&o1) + loaded(&o2), 20, "{o1:?} {o2:?}");
+    assert_eq!(already(&o1) + already(&o2), 20);
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 20);
+}
+
+/// Wraps a fanout and records the most batches it ever had in flight.
+struct Counting {
+    inner: LocalFanout,
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+#[async_trait]
+impl Fanout for Counting {
+    async fn dispatch(&self, batch: Batch) -> BatchOutcome {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let out = self.inner.dispatch(batch).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_dir_into_sqlite_takes_the_oldest_first_with_at_most_c_batches_in_flight() {
+    let (store, dir) = local();
+    let db = dir.path().join("wh.db");
+    let cfg = config(
+        &format!("kind = \"sqlite\"\npath = \"{}\"", db.display()),
+        "max_files = 4\nbatch_max_files = 1\nconcurrency = 2",
+    );
+    let store = arc(store);
+    // Six files, written newest first, with explicit ages.
+    let base = SystemTime::now() - Duration::from_secs(3600);
+    for i in (0..6u64).rev() {
+        let key = format!("incoming/orders/f{i}.csv");
+        put(
+            &*store,
+            &key,
+            format!("id,customer,amount,ordered_at\n{i},c,1,x\n"),
+        )
+        .await;
+        let path = dir.path().join("bucket").join(&key);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(base + Duration::from_secs(i * 60))
+            .unwrap();
+    }
+    let counting = Arc::new(Counting {
+        inner: LocalFanout::new(Worker::from_config(&cfg, store.clone()).unwrap()),
+        now: AtomicUsize::new(0),
+        max: AtomicUsize::new(0),
+    });
+    let sched = scheduler_with(cfg, store.clone(), counting.clone());
+    let r = sched.tick().await.unwrap();
+    let loaded: Vec<&str> = r.files.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(
+        loaded,
+        [
+            "incoming/orders/f0.csv",
+            "incoming/orders/f1.csv",
+            "incoming/orders/f2.csv",
+            "incoming/orders/f3.csv"
+        ]
+    );
+    assert_eq!(r.backlog.files, 6);
+    assert!(r.backlog.oldest_age_secs(chrono::Utc::now()) >= 3600);
+    assert_eq!(
+        counting.max.load(Ordering::SeqCst),
+        2,
+        "C = 2 batches in flight, no more, no less"
+    );
+    let r = sched.tick().await.unwrap();
+    assert_eq!(r.loaded, 2);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_deadline_nothing_is_dispatched_and_nothing_is_lost() {
+    let (store, dir) = local();
+    let store = arc(store);
+    for i in 0..3 {
+        put(&*store, &format!("incoming/orders/{i}.csv"), "id\n1\n").await;
+    }
+    let cfg = config(
+        &format!(
+            "kind = \"sqlite\"\npath = \"{}\"",
+            dir.path().join("wh.db").display()
+        ),
+        "",
+    );
+    let r = scheduler(cfg, store.clone())
+        .tick_until(Instant::now())
+        .await
+        .unwrap();
+    assert!(!r.backlog.complete, "a listing cut by the deadline says so");
+    assert_eq!((r.selected, r.deferred, r.loaded), (3, 3, 0), "{r}");
+    assert_eq!(keys(&*store, "incoming/").await.len(), 3);
+}

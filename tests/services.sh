@@ -91,14 +91,14 @@ weed server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -master.port="$master_port" -volume.port="$volume_port" -filer.port="$filer_port" \
   -master.volumeSizeLimitMB=64 -volume.max=1000 \
   -s3 -s3.port="$s3_port" >"$work/weed.log" 2>&1 &
-pids+=($!)
+pids+=($!); disown
 export S3LOADER_TEST_SEAWEEDFS="http://127.0.0.1:$s3_port"
 
 # --- moto -------------------------------------------------------------------
 command -v moto_server >/dev/null || { log "moto_server not found (pip install 'moto[server]')"; exit 1; }
 moto_port=$(free_port 0)
 moto_server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
-pids+=($!)
+pids+=($!); disown
 export S3LOADER_TEST_MOTO="http://127.0.0.1:$moto_port"
 
 # --- PostgreSQL -------------------------------------------------------------
