@@ -513,6 +513,7 @@ async fn local_dir_into_sqlite_takes_the_oldest_first_with_at_most_c_batches_in_
             "incoming/orders/f3.csv"
         ]
     );
+    assert_eq!((r.loaded, r.retried), (4, 0), "{r}");
     assert_eq!(r.backlog.files, 6);
     assert!(r.backlog.oldest_age_secs(chrono::Utc::now()) >= 3600);
     assert_eq!(

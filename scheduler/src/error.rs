@@ -10,7 +10,7 @@ pub enum Error {
     Loader {
         context: String,
         #[source]
-        source: loader::Error,
+        source: Box<loader::Error>,
     },
     #[error("metrics sink {sink}: {message}")]
     Metrics { sink: &'static str, message: String },
@@ -19,7 +19,10 @@ pub enum Error {
 impl Error {
     pub(crate) fn loader(context: impl Into<String>) -> impl FnOnce(loader::Error) -> Error {
         let context = context.into();
-        move |source| Error::Loader { context, source }
+        move |source| Error::Loader {
+            context,
+            source: Box::new(source),
+        }
     }
 }
 

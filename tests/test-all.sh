@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command (README, "Test"): installs what is missing, checks
+# formatting and lints, starts the local services and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse one build cache across clones: cold builds of the AWS SDK are slow.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+tests/install-deps.sh
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings" >&2
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test (with SeaweedFS, moto and PostgreSQL)" >&2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+tests/services.sh cargo test --workspace 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run: cargo's own last line is that of the
+# last test binary, often the (empty) doc tests.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit $status
