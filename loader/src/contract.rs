@@ -52,6 +52,26 @@ pub struct BatchOutcome {
     pub files: Vec<FileOutcome>,
 }
 
+impl Outcome {
+    /// The outcome of a file whose load failed with `err`.
+    pub fn failed(err: &crate::Error) -> Self {
+        Outcome::Failed {
+            retryable: err.is_retryable(),
+            reason: crate::error::chain(err),
+        }
+    }
+}
+
+impl FileTask {
+    pub fn outcome(&self, outcome: Outcome) -> FileOutcome {
+        FileOutcome {
+            key: self.key.clone(),
+            etag: self.etag.clone(),
+            outcome,
+        }
+    }
+}
+
 impl Batch {
     /// Every file of the batch failed the same way. Used when the batch as a
     /// whole could not run (destination down, worker crashed).
@@ -61,13 +81,11 @@ impl Batch {
             files: self
                 .files
                 .iter()
-                .map(|f| FileOutcome {
-                    key: f.key.clone(),
-                    etag: f.etag.clone(),
-                    outcome: Outcome::Failed {
+                .map(|f| {
+                    f.outcome(Outcome::Failed {
                         retryable,
                         reason: reason.to_owned(),
-                    },
+                    })
                 })
                 .collect(),
         }
@@ -88,14 +106,10 @@ impl Batch {
                     .position(|o| o.key == f.key && o.etag == f.etag)
                 {
                     Some(i) => reported.swap_remove(i),
-                    None => FileOutcome {
-                        key: f.key.clone(),
-                        etag: f.etag.clone(),
-                        outcome: Outcome::Failed {
-                            retryable: true,
-                            reason: "the worker reported no outcome for this file".into(),
-                        },
-                    },
+                    None => f.outcome(Outcome::Failed {
+                        retryable: true,
+                        reason: "the worker reported no outcome for this file".into(),
+                    }),
                 }
             })
             .collect();

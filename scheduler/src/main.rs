@@ -40,8 +40,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a tick every tick.interval_secs until Ctrl-C (the current tick
-    /// finishes first; a second Ctrl-C exits at once).
+    /// Run a tick every tick.interval_secs until Ctrl-C or SIGTERM (the
+    /// current tick finishes first; a second signal exits at once).
     Run,
     /// Run one tick and print what it did.
     Tick {
@@ -181,10 +181,10 @@ async fn run(cli: Cli) -> Result<()> {
             let stop = tokio::sync::watch::channel(false);
             let (stop_tx, mut stop_rx) = stop;
             tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
+                shutdown_signal().await;
                 eprintln!("stopping after the current tick (Ctrl-C again to quit now)");
                 let _ = stop_tx.send(true);
-                let _ = tokio::signal::ctrl_c().await;
+                shutdown_signal().await;
                 std::process::exit(130);
             });
             loop {
@@ -213,6 +213,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Demo { .. } => unreachable!("handled above"),
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM as sent by systemd, ECS and Kubernetes.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 fn print_report(r: &TickReport, json: bool) -> Result<()> {

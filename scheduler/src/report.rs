@@ -68,6 +68,12 @@ pub struct TickReport {
     pub move_errors: u64,
     pub rows: u64,
     pub bytes: u64,
+    /// Where the time went: listing; loading (from the first dispatch until
+    /// the last batch returned; moves run meanwhile); and the moves still
+    /// left after that.
+    pub list_ms: u64,
+    pub load_ms: u64,
+    pub move_ms: u64,
     pub files: Vec<FileLine>,
 }
 
@@ -90,6 +96,9 @@ impl TickReport {
             move_errors: 0,
             rows: 0,
             bytes: 0,
+            list_ms: 0,
+            load_ms: 0,
+            move_ms: 0,
             files: Vec::new(),
         }
     }
@@ -113,7 +122,7 @@ impl fmt::Display for TickReport {
         let b = &self.backlog;
         writeln!(
             f,
-            "tick {}: backlog {} files, {} bytes{}; selected {} in {} batches ({} ms)",
+            "tick {}: backlog {} files, {} bytes{}; selected {} in {} batches ({} ms: list {}, load {}, move {})",
             self.tick_id,
             b.files,
             b.bytes,
@@ -124,7 +133,10 @@ impl fmt::Display for TickReport {
             },
             self.selected,
             self.batches,
-            self.duration_ms
+            self.duration_ms,
+            self.list_ms,
+            self.load_ms,
+            self.move_ms
         )?;
         for line in &self.files {
             let what = match line.result {

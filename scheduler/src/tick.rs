@@ -9,7 +9,7 @@ use chrono::Utc;
 use fanout::Fanout;
 use futures::{stream, StreamExt};
 use loader::config::{Config, Router};
-use loader::contract::{Batch, Outcome};
+use loader::contract::{Batch, BatchOutcome, Outcome};
 use loader::error::chain;
 use loader::store::{ObjectMeta, ObjectStore, PutMode};
 use serde::Serialize;
@@ -49,7 +49,6 @@ enum Disposition {
         reason: String,
         attempts: u32,
     },
-    Deferred,
 }
 
 /// `errors/<path>.json`.
@@ -145,6 +144,7 @@ impl Scheduler {
     async fn run(&self, report: &mut TickReport, deadline: Instant) -> Result<()> {
         let src = &self.config.source;
         let tick = &self.config.tick;
+        let phase = Instant::now();
         let (backlog, selected) = scan(
             &*self.store,
             &src.incoming,
@@ -153,6 +153,7 @@ impl Scheduler {
             deadline,
         )
         .await?;
+        report.list_ms = phase.elapsed().as_millis() as u64;
         report.backlog = backlog;
         report.selected = selected.len() as u64;
         if selected.is_empty() {
@@ -166,7 +167,7 @@ impl Scheduler {
         let plan = plan(selected, &self.router, tick, &report.tick_id);
         report.batches = plan.batches.len() as u64;
 
-        let mut decided: Vec<(ObjectMeta, Disposition)> = plan
+        let decided: Vec<(ObjectMeta, Disposition)> = plan
             .unrouted
             .into_iter()
             .map(|m| {
@@ -187,32 +188,89 @@ impl Scheduler {
             .collect();
 
         // Dispatch at most C batches at a time; once the deadline passes no
-        // new batch starts, and the rest wait for the next tick.
+        // new batch starts, and the rest wait for the next tick. Each
+        // batch's files are moved as soon as it returns, while later
+        // batches still load.
         let batches = plan.batches;
         let mut dispatched = 0usize;
-        let results: Vec<(Batch, loader::contract::BatchOutcome)> =
-            stream::iter(batches.iter().cloned())
+        let tick_id = report.tick_id.clone();
+        let phase = Instant::now();
+        let mut load_ms = 0;
+        let mut lines: Vec<FileLine> = {
+            let loaded = stream::iter(batches.iter().cloned())
                 .take_while(|_| {
                     let go = Instant::now() < deadline;
-                    if go {
-                        dispatched += 1;
-                    }
+                    dispatched += usize::from(go);
                     futures::future::ready(go)
                 })
                 .map(|batch| async move {
                     let outcome = self.fanout.dispatch(batch.clone()).await;
-                    (batch.clone(), batch.reconcile(outcome))
+                    let outcome = batch.reconcile(outcome);
+                    (batch, outcome)
                 })
                 .buffer_unordered(tick.concurrency)
+                .flat_map(|(batch, outcome)| {
+                    load_ms = phase.elapsed().as_millis() as u64;
+                    stream::iter(self.decide(&batch, outcome, &by_key, &mut attempts, report))
+                });
+            stream::iter(decided)
+                .chain(loaded)
+                .map(|(meta, d)| self.settle(meta, d, &tick_id))
+                .buffer_unordered(tick.move_concurrency)
                 .collect()
-                .await;
+                .await
+        };
+        report.load_ms = load_ms;
+        report.move_ms = (phase.elapsed().as_millis() as u64).saturating_sub(load_ms);
         for batch in &batches[dispatched..] {
             for f in &batch.files {
-                decided.push((by_key[&f.key].clone(), Disposition::Deferred));
+                lines.push(FileLine {
+                    key: f.key.clone(),
+                    result: FileResult::Deferred,
+                    rows: None,
+                    attempts: None,
+                    reason: None,
+                });
             }
         }
-        for (batch, outcome) in results {
-            for f in outcome.files {
+        for line in &lines {
+            match line.result {
+                FileResult::Loaded | FileResult::AlreadyLoaded => attempts.forget(&line.key),
+                FileResult::Failed => {
+                    report.failed += 1;
+                    attempts.forget(&line.key);
+                }
+                FileResult::Retry => report.retried += 1,
+                FileResult::Deferred => report.deferred += 1,
+                FileResult::MoveFailed => report.move_errors += 1,
+            }
+        }
+        report.files = lines;
+        report.files.sort_by(|a, b| a.key.cmp(&b.key));
+        attempts.save(&*self.store).await
+    }
+
+    /// Turns a batch's outcomes into what to do with each file, counting
+    /// loads and attempts.
+    fn decide(
+        &self,
+        batch: &Batch,
+        outcome: BatchOutcome,
+        by_key: &HashMap<String, ObjectMeta>,
+        attempts: &mut Attempts,
+        report: &mut TickReport,
+    ) -> Vec<(ObjectMeta, Disposition)> {
+        let origin = || {
+            Some((
+                batch.id.clone(),
+                batch.destination.clone(),
+                batch.table.clone(),
+            ))
+        };
+        outcome
+            .files
+            .into_iter()
+            .map(|f| {
                 let meta = by_key[&f.key].clone();
                 let d = match f.outcome {
                     Outcome::Loaded { rows, bytes } => {
@@ -230,15 +288,11 @@ impl Scheduler {
                         reason,
                     } => {
                         let n = attempts.bump(&meta.key, &meta.etag, &reason);
-                        if n >= tick.max_attempts {
+                        if n >= self.config.tick.max_attempts {
                             Disposition::Fail {
                                 reason: format!("gave up after {n} attempts; last error: {reason}"),
                                 attempts: n,
-                                batch: Some((
-                                    batch.id.clone(),
-                                    batch.destination.clone(),
-                                    batch.table.clone(),
-                                )),
+                                batch: origin(),
                             }
                         } else {
                             Disposition::Retry {
@@ -253,38 +307,12 @@ impl Scheduler {
                     } => Disposition::Fail {
                         reason,
                         attempts: attempts.get(&meta.key, &meta.etag) + 1,
-                        batch: Some((
-                            batch.id.clone(),
-                            batch.destination.clone(),
-                            batch.table.clone(),
-                        )),
+                        batch: origin(),
                     },
                 };
-                decided.push((meta, d));
-            }
-        }
-
-        let tick_id = report.tick_id.clone();
-        let lines: Vec<FileLine> = stream::iter(decided)
-            .map(|(meta, d)| self.settle(meta, d, &tick_id))
-            .buffer_unordered(tick.move_concurrency)
+                (meta, d)
+            })
             .collect()
-            .await;
-        for line in &lines {
-            match line.result {
-                FileResult::Loaded | FileResult::AlreadyLoaded => attempts.forget(&line.key),
-                FileResult::Failed => {
-                    report.failed += 1;
-                    attempts.forget(&line.key);
-                }
-                FileResult::Retry => report.retried += 1,
-                FileResult::Deferred => report.deferred += 1,
-                FileResult::MoveFailed => report.move_errors += 1,
-            }
-        }
-        report.files = lines;
-        report.files.sort_by(|a, b| a.key.cmp(&b.key));
-        attempts.save(&*self.store).await
     }
 
     /// Carries out one file's disposition. Never fails: a move that does not
@@ -304,7 +332,6 @@ impl Scheduler {
             reason,
         };
         match d {
-            Disposition::Deferred => line(FileResult::Deferred, None, None, None),
             Disposition::Retry { reason, attempts } => {
                 line(FileResult::Retry, None, Some(attempts), Some(reason))
             }

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use tokio::runtime::Handle;
 
 use crate::config::{Config, DestinationConfig};
-use crate::contract::{Batch, BatchOutcome, FileTask};
+use crate::contract::{Batch, BatchOutcome, FileOutcome, FileTask, Outcome};
 use crate::error::Result;
 use crate::format::{self, RecordReader};
 use crate::store::ObjectStore;
@@ -59,6 +59,18 @@ pub(crate) fn open_records(
     let object = handle.block_on(store.get(&file.key, Some(&file.etag)))?;
     let body = tokio_util::io::SyncIoBridge::new_with_handle(object.body, handle.clone());
     format::open(body, &file.key, &file.spec)
+}
+
+/// The transaction did not commit: what we thought loaded did not.
+pub(crate) fn uncommit(files: &mut [FileOutcome], reason: &str) {
+    for f in files {
+        if matches!(f.outcome, Outcome::Loaded { .. }) {
+            f.outcome = Outcome::Failed {
+                retryable: true,
+                reason: format!("the batch's transaction did not commit: {reason}"),
+            };
+        }
+    }
 }
 
 /// `"name"`, with embedded quotes doubled: safe for any column name a file

@@ -4,9 +4,10 @@
 //! files share one commit and a bad file still rolls back alone. Parsing
 //! runs on a blocking thread and hands encoded chunks through a small
 //! bounded channel, so reading the next bytes overlaps the COPY and memory
-//! stays flat whatever the file's size.
+//! stays flat whatever the file's size (at most `CHUNKS_IN_FLIGHT` chunks
+//! per file, for the file being copied and `READ_AHEAD` files after it).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,15 +18,16 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, OnceCell};
 use tokio_postgres::{Client, NoTls};
 
-use super::sqlite::uncommit;
-use super::{column_list, open_records, quote_table, Destination, LEDGER_TABLE};
-use crate::contract::{Batch, BatchOutcome, FileOutcome, FileTask, Outcome};
+use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
+use crate::contract::{Batch, BatchOutcome, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
 use crate::format::Row;
 use crate::store::ObjectStore;
 
 const CHUNK: usize = 256 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// Files read ahead of the one being copied.
+const READ_AHEAD: usize = 2;
 
 #[derive(Debug)]
 pub struct Postgres {
@@ -149,47 +151,56 @@ impl Postgres {
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         let mut tx = tx;
+        // Read the next files while the current one is copied: with many
+        // small files, the S3 round trips would otherwise add up serially.
+        let mut to_read = batch
+            .files
+            .iter()
+            .filter(|f| !seen.contains(&(f.key.clone(), f.etag.clone())));
+        let mut ahead: VecDeque<Reading> = VecDeque::new();
         let mut files = Vec::with_capacity(batch.files.len());
         for file in &batch.files {
-            let outcome = if seen.contains(&(file.key.clone(), file.etag.clone())) {
-                Outcome::AlreadyLoaded
-            } else {
-                let sp = tx
-                    .savepoint("s3loader_file")
-                    .await
-                    .map_err(|e| self.error("savepoint", e))?;
-                match self.load_file(&sp, batch, file, store.clone()).await {
-                    Ok(rows) => {
-                        sp.commit()
-                            .await
-                            .map_err(|e| self.error("release savepoint", e))?;
-                        Outcome::Loaded {
-                            rows,
-                            bytes: file.size,
-                        }
-                    }
-                    Err(LoadError::AlreadyLoaded) => {
-                        sp.rollback()
-                            .await
-                            .map_err(|e| self.error("rollback to savepoint", e))?;
-                        Outcome::AlreadyLoaded
-                    }
-                    Err(LoadError::Failed(e)) => {
-                        sp.rollback()
-                            .await
-                            .map_err(|e| self.error("rollback to savepoint", e))?;
-                        Outcome::Failed {
-                            retryable: e.is_retryable(),
-                            reason: chain(&e),
-                        }
+            if seen.contains(&(file.key.clone(), file.etag.clone())) {
+                files.push(file.outcome(Outcome::AlreadyLoaded));
+                continue;
+            }
+            while ahead.len() <= READ_AHEAD {
+                match to_read.next() {
+                    Some(f) => ahead.push_back(Reading::start(&store, f)),
+                    None => break,
+                }
+            }
+            let reading = ahead
+                .pop_front()
+                .expect("a reader was started for every file to load");
+            let sp = tx
+                .savepoint("s3loader_file")
+                .await
+                .map_err(|e| self.error("savepoint", e))?;
+            let outcome = match self.load_file(&sp, batch, file, reading).await {
+                Ok(rows) => {
+                    sp.commit()
+                        .await
+                        .map_err(|e| self.error("release savepoint", e))?;
+                    Outcome::Loaded {
+                        rows,
+                        bytes: file.size,
                     }
                 }
+                Err(LoadError::AlreadyLoaded) => {
+                    sp.rollback()
+                        .await
+                        .map_err(|e| self.error("rollback to savepoint", e))?;
+                    Outcome::AlreadyLoaded
+                }
+                Err(LoadError::Failed(e)) => {
+                    sp.rollback()
+                        .await
+                        .map_err(|e| self.error("rollback to savepoint", e))?;
+                    Outcome::failed(&e)
+                }
             };
-            files.push(FileOutcome {
-                key: file.key.clone(),
-                etag: file.etag.clone(),
-                outcome,
-            });
+            files.push(file.outcome(outcome));
         }
         if let Err(e) = tx.commit().await {
             uncommit(&mut files, &chain(&self.error("commit", e)));
@@ -205,12 +216,9 @@ impl Postgres {
         tx: &tokio_postgres::Transaction<'_>,
         batch: &Batch,
         file: &FileTask,
-        store: Arc<dyn ObjectStore>,
+        reading: Reading,
     ) -> Result<u64, LoadError> {
-        let (send, mut recv) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        let handle = Handle::current();
-        let task = file.clone();
-        let producer = tokio::task::spawn_blocking(move || produce(&store, &task, &handle, &send));
+        let Reading { mut recv, producer } = reading;
         let columns = match recv.recv().await {
             Some(Msg::Columns(c)) => c,
             Some(Msg::Failed(e)) => return Err(e.into()),
@@ -279,6 +287,24 @@ impl Postgres {
             }
             Err(e) => Err(self.error("ledger insert", e).into()),
         }
+    }
+}
+
+/// A file being read and encoded on a blocking thread.
+struct Reading {
+    recv: mpsc::Receiver<Msg>,
+    producer: tokio::task::JoinHandle<()>,
+}
+
+impl Reading {
+    /// Starts reading. Dropping the `Reading` stops it: the thread's next
+    /// send fails and it returns.
+    fn start(store: &Arc<dyn ObjectStore>, file: &FileTask) -> Self {
+        let (send, recv) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let handle = Handle::current();
+        let (store, task) = (store.clone(), file.clone());
+        let producer = tokio::task::spawn_blocking(move || produce(&store, &task, &handle, &send));
+        Self { recv, producer }
     }
 }
 

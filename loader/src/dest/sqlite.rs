@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, TransactionBehavior};
 use tokio::runtime::Handle;
 
-use super::{column_list, open_records, quote_table, Destination, LEDGER_TABLE};
-use crate::contract::{Batch, BatchOutcome, FileOutcome, FileTask, Outcome};
+use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
+use crate::contract::{Batch, BatchOutcome, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
 use crate::format::Row;
 use crate::store::ObjectStore;
@@ -108,18 +108,10 @@ impl Sqlite {
         };
         let mut files = Vec::with_capacity(batch.files.len());
         for file in &batch.files {
-            let outcome = match self.load_file(&mut tx, batch, file, store, handle) {
-                Ok(outcome) => outcome,
-                Err(e) => Outcome::Failed {
-                    retryable: e.is_retryable(),
-                    reason: chain(&e),
-                },
-            };
-            files.push(FileOutcome {
-                key: file.key.clone(),
-                etag: file.etag.clone(),
-                outcome,
-            });
+            let outcome = self
+                .load_file(&mut tx, batch, file, store, handle)
+                .unwrap_or_else(|e| Outcome::failed(&e));
+            files.push(file.outcome(outcome));
         }
         if let Err(e) = tx.commit() {
             let e = self.error("commit", e);
@@ -200,18 +192,6 @@ impl Sqlite {
             rows,
             bytes: file.size,
         })
-    }
-}
-
-/// The transaction did not commit: what we thought loaded did not.
-pub(crate) fn uncommit(files: &mut [FileOutcome], reason: &str) {
-    for f in files {
-        if matches!(f.outcome, Outcome::Loaded { .. }) {
-            f.outcome = Outcome::Failed {
-                retryable: true,
-                reason: format!("the batch's transaction did not commit: {reason}"),
-            };
-        }
     }
 }
 
