@@ -99,7 +99,7 @@ drain() { # config file: ticks until incoming/ is empty; prints seconds
   start=$(date +%s.%N)
   while :; do
     local r
-    r=$("$bin" --config "$1" tick --json)
+    r=$(/usr/bin/time -f "  s3loader cpu: %U s user, %S s sys, %M KB max RSS" "$bin" --config "$1" tick --json)
     echo "$r" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("  tick: %d files in %d ms (list %d, load %d, move %d)" % (r["selected"], r["duration_ms"], r["list_ms"], r["load_ms"], r["move_ms"]))' >&2
     [ "$(echo "$r" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["backlog"]["files"] - r["loaded"] - r["failed"])')" -le 0 ] && break
   done

@@ -35,9 +35,7 @@ pub struct Scheduler {
 /// What the tick decided for a file whose dispatch is over.
 enum Disposition {
     /// Loaded now or before: to `processed/`.
-    Done {
-        rows: Option<u64>,
-    },
+    Done { rows: Option<u64> },
     /// To `failed/`, with a report.
     Fail {
         reason: String,
@@ -45,10 +43,7 @@ enum Disposition {
         batch: Option<(String, String, String)>,
     },
     /// Stays in `incoming/`.
-    Retry {
-        reason: String,
-        attempts: u32,
-    },
+    Retry { reason: String, attempts: u32 },
 }
 
 /// `errors/<path>.json`.

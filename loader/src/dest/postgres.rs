@@ -150,6 +150,14 @@ impl Postgres {
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
+        // Parsed once per batch, not once per file.
+        let ledger_insert = tx
+            .prepare(&format!(
+                "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id)
+                 VALUES ($1, $2, $3, $4, $5)"
+            ))
+            .await
+            .map_err(|e| self.error("prepare ledger insert", e))?;
         let mut tx = tx;
         // Read the next files while the current one is copied: with many
         // small files, the S3 round trips would otherwise add up serially.
@@ -177,7 +185,10 @@ impl Postgres {
                 .savepoint("s3loader_file")
                 .await
                 .map_err(|e| self.error("savepoint", e))?;
-            let outcome = match self.load_file(&sp, batch, file, reading).await {
+            let outcome = match self
+                .load_file(&sp, batch, file, reading, &ledger_insert)
+                .await
+            {
                 Ok(rows) => {
                     sp.commit()
                         .await
@@ -217,6 +228,7 @@ impl Postgres {
         batch: &Batch,
         file: &FileTask,
         reading: Reading,
+        ledger_insert: &tokio_postgres::Statement,
     ) -> Result<u64, LoadError> {
         let Reading { mut recv, producer } = reading;
         let columns = match recv.recv().await {
@@ -265,10 +277,7 @@ impl Postgres {
         let _ = producer.await;
         let inserted = tx
             .execute(
-                &format!(
-                    "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id)
-                     VALUES ($1, $2, $3, $4, $5)"
-                ),
+                ledger_insert,
                 &[
                     &file.key,
                     &file.etag,
