@@ -178,6 +178,10 @@ pub struct LoadSpec {
     pub columns: Option<Vec<String>>,
 }
 
+/// One `[[route]]`. Its reading options repeat [`LoadSpec`]'s fields
+/// rather than `#[serde(flatten)]` it, because serde ignores
+/// `deny_unknown_fields` through a flatten, and a misspelt option
+/// (`delimter = ";"`) must be an error, not silently the default.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
