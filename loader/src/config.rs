@@ -88,8 +88,8 @@ impl Default for TickConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// `log` (one JSON line per tick). `cloudwatch` comes with the Lambda
-    /// deployment.
+    /// `log` (one JSON line per tick) or `cloudwatch` (one PutMetricData
+    /// per tick).
     pub sink: String,
     pub namespace: String,
     /// The value of the `Pipeline` dimension.
@@ -323,10 +323,13 @@ impl Config {
                 ),
             ));
         }
-        if self.metrics.sink != "log" {
+        if !matches!(self.metrics.sink.as_str(), "log" | "cloudwatch") {
             return Err(Error::config(
                 "metrics.sink",
-                format!("unknown sink {:?}; expected \"log\"", self.metrics.sink),
+                format!(
+                    "unknown sink {:?}; expected \"log\" or \"cloudwatch\"",
+                    self.metrics.sink
+                ),
             ));
         }
         for (name, dest) in &self.destinations {

@@ -12,8 +12,16 @@ pub enum Error {
         #[source]
         source: Box<loader::Error>,
     },
-    #[error("metrics sink {sink}: {message}")]
-    Metrics { sink: &'static str, message: String },
+    /// Publishing the tick's metrics failed; the tick itself went on.
+    #[error("metrics sink {sink}: publishing to namespace {namespace:?} failed{}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Metrics {
+        sink: &'static str,
+        namespace: String,
+        code: Option<String>,
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl Error {
@@ -25,5 +33,7 @@ impl Error {
         }
     }
 }
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

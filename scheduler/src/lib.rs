@@ -33,18 +33,17 @@ use fanout::LocalFanout;
 use loader::config::Config;
 use loader::worker::Worker;
 
-/// Builds a scheduler with in-process workers and the log metrics sink,
-/// as the CLI runs it.
+/// Builds a scheduler with in-process workers and the configured metrics
+/// sink, as the CLI runs it.
 pub async fn local(config: Config) -> Result<tick::Scheduler> {
     let store = loader::store::open(&config.source.url)
         .await
         .map_err(Error::loader("open the source"))?;
     let worker =
         Worker::from_config(&config, store.clone()).map_err(Error::loader("build destinations"))?;
-    tick::Scheduler::new(
-        config,
-        store,
-        Arc::new(LocalFanout::new(worker)),
-        Arc::new(metrics::LogSink),
-    )
+    let sink: Arc<dyn metrics::MetricsSink> = match config.metrics.sink.as_str() {
+        "cloudwatch" => Arc::new(metrics::CloudWatchSink::from_env().await),
+        _ => Arc::new(metrics::LogSink),
+    };
+    tick::Scheduler::new(config, store, Arc::new(LocalFanout::new(worker)), sink)
 }

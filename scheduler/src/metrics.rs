@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The metrics of one tick (DESIGN.md, step 7), named as published.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,5 +41,116 @@ impl MetricsSink for LogSink {
         });
         tracing::info!(target: "s3loader::metrics", "{line}");
         Ok(())
+    }
+}
+
+/// Publishes the metrics to CloudWatch: one `PutMetricData` per tick, all
+/// metrics in one namespace with the dimension `Pipeline=<name>`, stamped
+/// with the tick's start.
+#[derive(Debug, Clone)]
+pub struct CloudWatchSink {
+    client: aws_sdk_cloudwatch::Client,
+}
+
+impl CloudWatchSink {
+    /// Uses a client built once by the caller.
+    pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
+        Self { client }
+    }
+
+    /// Builds the client from the standard AWS configuration chain
+    /// (`AWS_ENDPOINT_URL_CLOUDWATCH` for a local endpoint).
+    pub async fn from_env() -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(aws_sdk_cloudwatch::Client::new(&shared))
+    }
+}
+
+#[async_trait]
+impl MetricsSink for CloudWatchSink {
+    async fn publish(&self, namespace: &str, pipeline: &str, m: &TickMetrics) -> Result<()> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        let dimension = Dimension::builder()
+            .name("Pipeline")
+            .value(pipeline)
+            .build();
+        let at = aws_sdk_cloudwatch::primitives::DateTime::from(std::time::SystemTime::now());
+        let datum = |name: &str, value: u64, unit: StandardUnit| {
+            MetricDatum::builder()
+                .metric_name(name)
+                .dimensions(dimension.clone())
+                .timestamp(at)
+                .value(value as f64)
+                .unit(unit)
+                .build()
+        };
+        let data = vec![
+            datum("BacklogFiles", m.backlog_files, StandardUnit::Count),
+            datum("BacklogBytes", m.backlog_bytes, StandardUnit::Bytes),
+            datum(
+                "OldestFileAgeSeconds",
+                m.oldest_file_age_seconds,
+                StandardUnit::Seconds,
+            ),
+            datum("FilesLoaded", m.files_loaded, StandardUnit::Count),
+            datum("FilesFailed", m.files_failed, StandardUnit::Count),
+            datum("FilesRetried", m.files_retried, StandardUnit::Count),
+            datum("RowsLoaded", m.rows_loaded, StandardUnit::Count),
+            datum("BytesLoaded", m.bytes_loaded, StandardUnit::Bytes),
+            datum(
+                "TickDurationMs",
+                m.tick_duration_ms,
+                StandardUnit::Milliseconds,
+            ),
+        ];
+        self.client
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .map_err(|e| classify(namespace, e))?;
+        Ok(())
+    }
+}
+
+/// Throttling and server errors are worth retrying (the next tick
+/// publishes anyway); the rest (bad namespace, missing permission) are not.
+fn classify<R>(
+    namespace: &str,
+    err: aws_sdk_cloudwatch::error::SdkError<
+        aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError,
+        R,
+    >,
+) -> Error
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
+    let (code, retryable, source): (Option<String>, bool, crate::error::BoxError) = match err {
+        SdkError::ServiceError(_) => {
+            let service = err.into_service_error();
+            let code = service.code().map(str::to_owned);
+            let retryable = matches!(
+                code.as_deref(),
+                Some(
+                    "Throttling"
+                        | "ThrottlingException"
+                        | "InternalServiceError"
+                        | "InternalFailure"
+                        | "ServiceUnavailable"
+                )
+            );
+            (code, retryable, Box::new(service))
+        }
+        SdkError::ConstructionFailure(_) => (None, false, Box::new(err)),
+        other => (None, true, Box::new(other)),
+    };
+    Error::Metrics {
+        sink: "cloudwatch",
+        namespace: namespace.to_owned(),
+        code,
+        retryable,
+        source,
     }
 }

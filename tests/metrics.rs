@@ -1,0 +1,170 @@
+//! The CloudWatch metrics sink against moto's CloudWatch: a real tick
+//! publishes, and the data is read back.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fanout::LocalFanout;
+use loader::config::Config;
+use loader::store::PutMode;
+use loader::worker::Worker;
+use s3loader_e2e::*;
+use scheduler::metrics::{CloudWatchSink, MetricsSink, TickMetrics};
+use scheduler::tick::Scheduler;
+
+async fn cloudwatch() -> aws_sdk_cloudwatch::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(service("S3LOADER_TEST_MOTO"))
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    aws_sdk_cloudwatch::Client::new(&shared)
+}
+
+/// The sum of one metric over the last hour, for one pipeline.
+async fn sum(cw: &aws_sdk_cloudwatch::Client, namespace: &str, pipeline: &str, name: &str) -> f64 {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let now = std::time::SystemTime::now();
+    let out = cw
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(name)
+        .dimensions(
+            Dimension::builder()
+                .name("Pipeline")
+                .value(pipeline)
+                .build(),
+        )
+        .start_time(DateTime::from(now - std::time::Duration::from_secs(3600)))
+        .end_time(DateTime::from(now + std::time::Duration::from_secs(60)))
+        .period(60)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .unwrap();
+    out.datapoints().iter().filter_map(|d| d.sum()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
+    let cw = cloudwatch().await;
+    let namespace = unique("S3LoaderTest");
+    let (store, dir) = local();
+    let store = arc(store);
+    store
+        .put(
+            "incoming/a.csv",
+            Bytes::from_static(b"x\n1\n2\n"),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            "incoming/b.csv",
+            Bytes::from_static(b"x\n3\n"),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            "incoming/bad.csv",
+            Bytes::from_static(b"x\n1,2\n"),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    let config = Config::from_toml(&format!(
+        r#"
+        [source]
+        url = "dir:unused"
+        [metrics]
+        sink = "cloudwatch"
+        namespace = "{namespace}"
+        pipeline = "orders"
+        [destinations.wh]
+        kind = "sqlite"
+        path = "{}"
+        [[route]]
+        pattern = "*.csv"
+        destination = "wh"
+        table = "t"
+        "#,
+        dir.path().join("wh.db").display()
+    ))
+    .unwrap();
+    let worker = Worker::from_config(&config, store.clone()).unwrap();
+    let sched = Scheduler::new(
+        config,
+        store,
+        Arc::new(LocalFanout::new(worker)),
+        Arc::new(CloudWatchSink::new(cw.clone())),
+    )
+    .unwrap();
+    let report = sched.tick().await.unwrap();
+    assert_eq!((report.loaded, report.failed), (2, 1));
+
+    assert_eq!(sum(&cw, &namespace, "orders", "BacklogFiles").await, 3.0);
+    assert_eq!(sum(&cw, &namespace, "orders", "FilesLoaded").await, 2.0);
+    assert_eq!(sum(&cw, &namespace, "orders", "FilesFailed").await, 1.0);
+    assert_eq!(sum(&cw, &namespace, "orders", "RowsLoaded").await, 3.0);
+    assert_eq!(sum(&cw, &namespace, "orders", "FilesRetried").await, 0.0);
+    assert_eq!(
+        sum(&cw, &namespace, "other", "FilesLoaded").await,
+        0.0,
+        "dimension Pipeline=orders only"
+    );
+    let listed = cw
+        .list_metrics()
+        .namespace(&namespace)
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await;
+    let names: std::collections::BTreeSet<String> = listed
+        .into_iter()
+        .flat_map(|page| page.unwrap().metrics.unwrap_or_default())
+        .filter_map(|m| m.metric_name)
+        .collect();
+    let expected = [
+        "BacklogBytes",
+        "BacklogFiles",
+        "BytesLoaded",
+        "FilesFailed",
+        "FilesLoaded",
+        "FilesRetried",
+        "OldestFileAgeSeconds",
+        "RowsLoaded",
+        "TickDurationMs",
+    ];
+    assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cloudwatch_is_a_retryable_error_naming_the_namespace() {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+        .region(aws_config::Region::new("us-east-1"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let sink = CloudWatchSink::new(aws_sdk_cloudwatch::Client::new(&shared));
+    let err = sink
+        .publish("NS", "p", &TickMetrics::default())
+        .await
+        .unwrap_err();
+    match &err {
+        scheduler::Error::Metrics {
+            namespace,
+            retryable,
+            ..
+        } => {
+            assert_eq!(namespace, "NS");
+            assert!(retryable);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("\"NS\""), "{err}");
+}
