@@ -157,3 +157,57 @@ fn help_explains_the_commands() {
         assert!(text.contains(word), "--help lacks {word:?}:\n{text}");
     }
 }
+
+#[test]
+fn run_ticks_until_sigint_then_exits_cleanly_releasing_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[source]\nurl = \"dir:bucket\"\n[tick]\ninterval_secs = 1\n[destinations.wh]\nkind = \"sqlite\"\npath = \"wh.db\"\n[[route]]\npattern = \"*.csv\"\ndestination = \"wh\"\ntable = \"t\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_s3loader"))
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A file that arrives while it runs is picked up by a later tick.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::fs::write(dir.path().join("bucket/incoming/late.csv"), "a\n1\n").unwrap();
+    let processed = dir.path().join("bucket/processed/late.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !processed.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(processed.exists(), "run loaded the file that arrived");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "run did not stop on SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "exit {status:?}: {err}");
+    assert!(err.contains("tick done"), "run logs each tick: {err}");
+    assert!(
+        !dir.path().join("bucket/_s3loader/lease").exists(),
+        "the lease is released"
+    );
+}
