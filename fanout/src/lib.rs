@@ -5,9 +5,14 @@
 //! * [`Fanout`]: the trait: one batch out, one outcome per file back.
 //! * [`LocalFanout`]: workers as tasks in this process (the embedded
 //!   default, and tests).
+//! * [`LambdaFanout`]: each batch a synchronous Invoke of the loader Lambda.
 //!
 //! The scheduler bounds how many batches are in flight; a fanout only has
 //! to run the one it is given and never lose a file's outcome.
+
+mod lambda;
+
+pub use lambda::{split, LambdaFanout, MAX_PAYLOAD};
 
 use std::sync::Arc;
 
