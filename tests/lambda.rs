@@ -25,10 +25,6 @@ impl Drop for Watch {
     }
 }
 
-fn free_port() -> u16 {
-    closed_port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_drains_a_backlog_through_the_loader_lambda() {
     let seaweed = seaweedfs().await;
@@ -74,7 +70,7 @@ async fn the_scheduler_drains_a_backlog_through_the_loader_lambda() {
         table = "orders"
         "#
     );
-    let port = free_port();
+    let port = closed_port();
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap();
@@ -98,11 +94,7 @@ async fn the_scheduler_drains_a_backlog_through_the_loader_lambda() {
             .spawn()
             .expect("cargo lambda watch (pip install cargo-lambda)"),
     );
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
+    let shared = aws_config_for(&format!("http://127.0.0.1:{port}")).await;
     let fanout = LambdaFanout::new(aws_sdk_lambda::Client::new(&shared), "loader-lambda");
     let config = Config::from_toml(&config_text).unwrap();
     let sched = Scheduler::new(config, store.clone(), Arc::new(fanout), Arc::new(LogSink)).unwrap();

@@ -13,12 +13,7 @@ use scheduler::metrics::{CloudWatchSink, MetricsSink, TickMetrics};
 use scheduler::tick::Scheduler;
 
 async fn cloudwatch() -> aws_sdk_cloudwatch::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(service("S3LOADER_TEST_MOTO"))
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
-    aws_sdk_cloudwatch::Client::new(&shared)
+    aws_sdk_cloudwatch::Client::new(&aws_config_for(&service("S3LOADER_TEST_MOTO")).await)
 }
 
 /// The sum of one metric over the last hour, for one pipeline.

@@ -20,14 +20,19 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// An S3 client for a local endpoint, built as the product builds its own
-/// (aws-config), with path-style addressing.
-pub async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The shared AWS config for a local endpoint, built as the product builds
+/// its own (aws-config; credentials from the environment services.sh sets).
+pub async fn aws_config_for(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .load()
-        .await;
+        .await
+}
+
+/// An S3 client for a local endpoint, with path-style addressing.
+pub async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let shared = aws_config_for(endpoint).await;
     let conf = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(true)
         .build();
