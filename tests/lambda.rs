@@ -74,6 +74,13 @@ async fn the_scheduler_drains_a_backlog_through_the_loader_lambda() {
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap();
+    // A target dir of its own: cargo-lambda's build environment differs from
+    // a plain cargo build's (ring's build script reruns on it), so sharing
+    // one would rebuild the TLS stack and the AWS SDK on every switch.
+    let watch_target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("lambda-watch");
     let _watch = Watch(
         Command::new("cargo")
             .args([
@@ -85,6 +92,7 @@ async fn the_scheduler_drains_a_backlog_through_the_loader_lambda() {
                 &port.to_string(),
             ])
             .current_dir(workspace)
+            .env("CARGO_TARGET_DIR", &watch_target)
             .env("S3LOADER_CONFIG", &config_text)
             .env("S3LOADER_TEST_LOADER_PG", &url)
             .env("AWS_ENDPOINT_URL_S3", service("S3LOADER_TEST_SEAWEEDFS"))

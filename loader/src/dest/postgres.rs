@@ -123,10 +123,31 @@ impl Postgres {
                      )"
                 );
                 // Two workers creating the table at once: one loses with a
-                // unique violation on the catalog; the table is there.
+                // unique violation on the catalog or "already exists"; the
+                // table is there. Any other failure is not the files' fault,
+                // so it is retryable whatever its SQLSTATE.
                 match client.batch_execute(&ddl).await {
-                    Err(e) if e.code().is_some_and(|c| c.code() == "23505") => Ok(()),
-                    other => other.map_err(|e| self.error("create ledger", e)),
+                    Err(e)
+                        if e.code()
+                            .is_some_and(|c| matches!(c.code(), "23505" | "42P07")) =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(match self.error("create ledger", e) {
+                        Error::Destination {
+                            destination,
+                            message,
+                            source,
+                            ..
+                        } => Error::Destination {
+                            destination,
+                            message,
+                            retryable: true,
+                            source,
+                        },
+                        other => other,
+                    }),
+                    Ok(()) => Ok(()),
                 }
             })
             .await?;
