@@ -72,10 +72,6 @@ impl LocalStore {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.inner.root
-    }
-
     async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

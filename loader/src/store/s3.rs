@@ -72,10 +72,6 @@ impl S3Store {
         self
     }
 
-    pub fn client(&self) -> &aws_sdk_s3::Client {
-        &self.client
-    }
-
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
