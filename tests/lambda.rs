@@ -1,66 +1,182 @@
-//! The scheduler fanning out to the real loader Lambda binary, served by
-//! `cargo lambda watch` (the Lambda Invoke API, locally), against SeaweedFS
-//! and PostgreSQL.
+//! Both Lambda binaries as they run in AWS: `cargo lambda watch` serves the
+//! Lambda Invoke API locally and runs `scheduler-lambda` and
+//! `loader-lambda` under the Lambda runtime API. The test invokes the
+//! scheduler with an EventBridge Scheduler event; the scheduler invokes the
+//! loader through the same endpoint; the data lives in SeaweedFS and
+//! PostgreSQL, the metrics in moto's CloudWatch.
 
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::time::Duration;
 
+use aws_sdk_lambda::primitives::Blob;
 use bytes::Bytes;
-use fanout::LambdaFanout;
-use loader::config::Config;
-use loader::store::{ObjectStore, PutMode};
+use loader::store::{ObjectStore, PutMode, S3Store};
 use s3loader_e2e::*;
-use scheduler::metrics::LogSink;
-use scheduler::tick::Scheduler;
+use scheduler::report::TickReport;
 
 /// `cargo lambda watch` in its own process group, stopped on drop.
-struct Watch(Child);
+struct Watch {
+    child: Child,
+    client: aws_sdk_lambda::Client,
+}
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let pgid = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &pgid]).status();
-        let _ = self.0.wait();
+impl Watch {
+    /// Serves the workspace's functions with `config` (TOML) for both.
+    async fn start(config: &str, pg_url: &str) -> Watch {
+        let port = closed_port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        // A target dir of its own: cargo-lambda's build environment differs
+        // from a plain cargo build's (ring's build script reruns on it), so
+        // sharing one would rebuild the TLS stack and the AWS SDK each time.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"))
+            .join("lambda-watch");
+        // Its output (builds, and both functions' JSON logs) goes to a file
+        // beside the build, for when a test fails.
+        std::fs::create_dir_all(&target).unwrap();
+        let log = std::fs::File::create(target.join(format!("watch-{port}.log"))).unwrap();
+        let child = Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--concurrency",
+                "4",
+                "--timeout",
+                "120",
+            ])
+            .args(["-A", "127.0.0.1", "-P", &port.to_string()])
+            .current_dir(workspace)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("S3LOADER_CONFIG", config)
+            .env("S3LOADER_LOADER_FUNCTION", "loader-lambda")
+            .env("S3LOADER_LOADER_TIMEOUT_SECS", "5")
+            .env("S3LOADER_TEST_LOADER_PG", pg_url)
+            .env("AWS_ENDPOINT_URL_S3", service("S3LOADER_TEST_SEAWEEDFS"))
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", service("S3LOADER_TEST_MOTO"))
+            .env("AWS_ENDPOINT_URL_LAMBDA", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .expect("cargo lambda watch (pip install cargo-lambda)");
+        let shared = aws_config_for(&endpoint).await;
+        Watch {
+            child,
+            client: aws_sdk_lambda::Client::new(&shared),
+        }
+    }
+
+    /// One scheduled event: the report, or the function error.
+    async fn tick(&self) -> Result<TickReport, String> {
+        invoke_scheduler(&self.client).await
+    }
+    /// The first tick, after `cargo lambda watch` has built both functions
+    /// (minutes on a cold cache; until then, invocations fail).
+    async fn first_tick(&self) -> TickReport {
+        let mut last = String::new();
+        for _ in 0..450 {
+            match self.tick().await {
+                Ok(r) if r.loaded + r.already_loaded + r.failed > 0 || r.backlog.files == 0 => {
+                    return r
+                }
+                Ok(r) => last = r.to_string(),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        panic!("the functions never loaded anything: {last}");
+    }
+
+    /// Kills every running `loader-lambda` this watch started, as a crash
+    /// (out of memory, a segfault) would. Returns how many it killed.
+    fn kill_loaders(&self) -> usize {
+        // Descendants of the watch, found through /proc: cargo-lambda may
+        // start functions in process groups of their own.
+        let procs: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+                let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+                Some((pid, ppid, comm.to_owned()))
+            })
+            .collect();
+        let mut family = vec![self.child.id()];
+        let mut i = 0;
+        while i < family.len() {
+            let parent = family[i];
+            family.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+            i += 1;
+        }
+        let loaders: Vec<u32> = procs
+            .iter()
+            .filter(|p| family.contains(&p.0) && p.2 == "loader-lambda")
+            .map(|p| p.0)
+            .collect();
+        for pid in &loaders {
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+        }
+        loaders.len()
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scheduler_drains_a_backlog_through_the_loader_lambda() {
-    let seaweed = seaweedfs().await;
-    let bucket = seaweed.bucket().to_owned();
-    let store: Arc<dyn ObjectStore> = arc(seaweed);
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute("CREATE TABLE orders (id int, customer text)")
-        .await
-        .unwrap();
-    for i in 0..6 {
-        store
-            .put(
-                &format!("incoming/orders/{i}.csv"),
-                Bytes::from(format!("id,customer\n{i},c{i}\n")),
-                PutMode::Create,
-            )
-            .await
-            .unwrap();
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &pgid]).status();
+        let _ = self.child.wait();
     }
-    store
-        .put(
-            "incoming/orders/bad.csv",
-            Bytes::from_static(b"id,customer\n1\n"),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
+}
 
-    let config_text = format!(
+/// Invokes the scheduler as EventBridge Scheduler does and returns its
+/// report, or the function error.
+async fn invoke_scheduler(client: &aws_sdk_lambda::Client) -> Result<TickReport, String> {
+    let event = serde_json::json!({
+        "version": "0", "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "Scheduled Event", "source": "aws.scheduler",
+        "time": chrono::Utc::now().to_rfc3339(), "detail": {}
+    });
+    let out = client
+        .invoke()
+        .function_name("scheduler-lambda")
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .map_err(|e| format!("{:?}", e.into_service_error()))?;
+    let body = out
+        .payload()
+        .map(|b| b.as_ref().to_vec())
+        .unwrap_or_default();
+    if let Some(kind) = out.function_error() {
+        return Err(format!("{kind}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))
+}
+
+fn config(bucket: &str, pipeline: &str, batch_max_files: usize) -> String {
+    format!(
         r#"
         [source]
         url = "s3://{bucket}"
         [tick]
-        batch_max_files = 2
+        batch_max_files = {batch_max_files}
         concurrency = 2
+        [metrics]
+        sink = "cloudwatch"
+        namespace = "S3LoaderLambdaTest"
+        pipeline = "{pipeline}"
         [destinations.pg]
         kind = "postgres"
         url = "env:S3LOADER_TEST_LOADER_PG"
@@ -69,77 +185,169 @@ async fn the_scheduler_drains_a_backlog_through_the_loader_lambda() {
         destination = "pg"
         table = "orders"
         "#
-    );
-    let port = closed_port();
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    // A target dir of its own: cargo-lambda's build environment differs from
-    // a plain cargo build's (ring's build script reruns on it), so sharing
-    // one would rebuild the TLS stack and the AWS SDK on every switch.
-    let watch_target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join("lambda-watch");
-    let _watch = Watch(
-        Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .current_dir(workspace)
-            .env("CARGO_TARGET_DIR", &watch_target)
-            .env("S3LOADER_CONFIG", &config_text)
-            .env("S3LOADER_TEST_LOADER_PG", &url)
-            .env("AWS_ENDPOINT_URL_S3", service("S3LOADER_TEST_SEAWEEDFS"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("cargo lambda watch (pip install cargo-lambda)"),
-    );
-    let shared = aws_config_for(&format!("http://127.0.0.1:{port}")).await;
-    let fanout = LambdaFanout::new(aws_sdk_lambda::Client::new(&shared), "loader-lambda");
-    let config = Config::from_toml(&config_text).unwrap();
-    let sched = Scheduler::new(config, store.clone(), Arc::new(fanout), Arc::new(LogSink)).unwrap();
+    )
+}
 
-    // The first invocation waits for `cargo lambda watch` to build the
-    // function (minutes on a cold cache); until it answers, batches come
-    // back retryable and stay in incoming/.
-    let mut report = sched.tick().await.unwrap();
-    for _ in 0..300 {
-        if report.loaded + report.failed > 0 || report.backlog.files == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        report = sched.tick().await.unwrap();
+async fn put(store: &S3Store, key: &str, body: String) {
+    store
+        .put(key, Bytes::from(body), PutMode::Create)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_lambda_drains_a_backlog_through_the_loader_lambda() {
+    let store = seaweedfs().await;
+    let url = pg_database().await;
+    let pg = pg_connect(&url).await;
+    pg.batch_execute("CREATE TABLE orders (id int, customer text)")
+        .await
+        .unwrap();
+    for i in 0..6 {
+        put(
+            &store,
+            &format!("incoming/orders/{i}.csv"),
+            format!("id,customer\n{i},c{i}\n"),
+        )
+        .await;
     }
-    let mut loaded = report.loaded;
-    let mut failed = report.failed;
-    while !keys(&*store, "incoming/").await.is_empty() {
-        let r = sched.tick().await.unwrap();
+    put(&store, "incoming/orders/bad.csv", "id,customer\n1\n".into()).await;
+    let pipeline = unique("lambda-");
+    let watch = Watch::start(&config(store.bucket(), &pipeline, 2), &url).await;
+
+    let first = watch.first_tick().await;
+    let (mut loaded, mut failed) = (first.loaded, first.failed);
+    while !keys(&store, "incoming/").await.is_empty() {
+        let r = watch.tick().await.unwrap();
+        assert!(r.made_progress(), "stuck: {r}");
         loaded += r.loaded;
         failed += r.failed;
-        assert!(r.made_progress(), "stuck: {r}");
     }
     assert_eq!((loaded, failed), (6, 1));
     assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 6);
-    assert_eq!(keys(&*store, "processed/").await.len(), 6);
-    assert_eq!(
-        keys(&*store, "failed/").await,
-        vec!["failed/orders/bad.csv".to_string()]
-    );
+    assert_eq!(keys(&store, "processed/").await.len(), 6);
+    assert_eq!(keys(&store, "failed/").await, vec!["failed/orders/bad.csv"]);
     let report: serde_json::Value =
-        serde_json::from_slice(&read(&*store, "errors/orders/bad.csv.json").await).unwrap();
+        serde_json::from_slice(&read(&store, "errors/orders/bad.csv.json").await).unwrap();
     assert!(
         report["reason"]
             .as_str()
             .unwrap()
             .contains("line 2: expected 2 fields"),
         "{report}"
+    );
+
+    let cw = cloudwatch().await;
+    let sum = |name: &'static str| cloudwatch_sum(&cw, "S3LoaderLambdaTest", &pipeline, name);
+    assert_eq!(sum("FilesLoaded").await, 6.0);
+    assert_eq!(sum("FilesFailed").await, 1.0);
+    assert_eq!(sum("RowsLoaded").await, 6.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loader_that_crashes_mid_batch_loses_nothing_and_loads_nothing_twice() {
+    let store = seaweedfs().await;
+    let url = pg_database().await;
+    let pg = pg_connect(&url).await;
+    pg.batch_execute("CREATE TABLE orders (id int, customer text)")
+        .await
+        .unwrap();
+    let pipeline = unique("crash-");
+    let watch = Watch::start(&config(store.bucket(), &pipeline, 3), &url).await;
+    // A first file, loaded, so the functions are built and the ledger exists.
+    put(
+        &store,
+        "incoming/orders/0.csv",
+        "id,customer\n0,c0\n".into(),
+    )
+    .await;
+    assert_eq!(watch.first_tick().await.loaded, 1);
+
+    // One batch of three. A concurrent session holds the ledger entry of
+    // the second file uncommitted, so the loader copies the first file,
+    // then blocks inside its transaction on the second: mid-batch.
+    for i in 1..=3 {
+        put(
+            &store,
+            &format!("incoming/orders/{i}.csv"),
+            format!("id,customer\n{i},c{i}\n"),
+        )
+        .await;
+    }
+    let second = store.head("incoming/orders/2.csv").await.unwrap();
+    let mut blocker = pg_connect(&url).await;
+    let hold = blocker.transaction().await.unwrap();
+    hold.execute(
+        "INSERT INTO s3loader_ledger (object_key, etag, table_name, rows, batch_id) \
+         VALUES ($1, $2, 'orders', 1, 'blocker')",
+        &[&second.key, &second.etag],
+    )
+    .await
+    .unwrap();
+
+    let tick = {
+        let client = watch.client.clone();
+        tokio::spawn(async move { invoke_scheduler(&client).await })
+    };
+    // Wait until the loader is stuck on the ledger row, then kill it.
+    let mut waited = 0;
+    while pg_count(
+        &pg,
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock' \
+         AND query LIKE 'INSERT INTO s3loader_ledger%'",
+    )
+    .await
+        == 0
+    {
+        waited += 1;
+        assert!(waited < 600, "the loader never reached the second file");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(watch.kill_loaders() > 0, "no loader-lambda process to kill");
+    hold.rollback().await.unwrap();
+
+    let report = tick
+        .await
+        .unwrap()
+        .expect("the scheduler survives a loader crash");
+    assert_eq!(report.loaded + report.failed, 0, "{report}");
+    assert_eq!(report.retried, 3, "{report}");
+    assert_eq!(
+        keys(&store, "incoming/").await,
+        vec![
+            "incoming/orders/1.csv",
+            "incoming/orders/2.csv",
+            "incoming/orders/3.csv"
+        ]
+    );
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM orders").await,
+        1,
+        "the crashed batch's rows were rolled back"
+    );
+
+    // The next ticks load each file once.
+    let mut loaded = 0;
+    for _ in 0..20 {
+        if keys(&store, "incoming/").await.is_empty() {
+            break;
+        }
+        match watch.tick().await {
+            Ok(r) => loaded += r.loaded,
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+    assert_eq!(loaded, 3);
+    assert!(keys(&store, "incoming/").await.is_empty());
+    assert_eq!(keys(&store, "processed/").await.len(), 4);
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 4);
+    assert_eq!(
+        pg_count(&pg, "SELECT count(DISTINCT id) FROM orders").await,
+        4
+    );
+    assert_eq!(
+        pg_count(&pg, "SELECT count(*) FROM s3loader_ledger").await,
+        4
     );
 }

@@ -12,35 +12,6 @@ use s3loader_e2e::*;
 use scheduler::metrics::{CloudWatchSink, MetricsSink, TickMetrics};
 use scheduler::tick::Scheduler;
 
-async fn cloudwatch() -> aws_sdk_cloudwatch::Client {
-    aws_sdk_cloudwatch::Client::new(&aws_config_for(&service("S3LOADER_TEST_MOTO")).await)
-}
-
-/// The sum of one metric over the last hour, for one pipeline.
-async fn sum(cw: &aws_sdk_cloudwatch::Client, namespace: &str, pipeline: &str, name: &str) -> f64 {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-    let now = std::time::SystemTime::now();
-    let out = cw
-        .get_metric_statistics()
-        .namespace(namespace)
-        .metric_name(name)
-        .dimensions(
-            Dimension::builder()
-                .name("Pipeline")
-                .value(pipeline)
-                .build(),
-        )
-        .start_time(DateTime::from(now - std::time::Duration::from_secs(3600)))
-        .end_time(DateTime::from(now + std::time::Duration::from_secs(60)))
-        .period(60)
-        .statistics(Statistic::Sum)
-        .send()
-        .await
-        .unwrap();
-    out.datapoints().iter().filter_map(|d| d.sum()).sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
     let cw = cloudwatch().await;
@@ -101,13 +72,28 @@ async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
     let report = sched.tick().await.unwrap();
     assert_eq!((report.loaded, report.failed), (2, 1));
 
-    assert_eq!(sum(&cw, &namespace, "orders", "BacklogFiles").await, 3.0);
-    assert_eq!(sum(&cw, &namespace, "orders", "FilesLoaded").await, 2.0);
-    assert_eq!(sum(&cw, &namespace, "orders", "FilesFailed").await, 1.0);
-    assert_eq!(sum(&cw, &namespace, "orders", "RowsLoaded").await, 3.0);
-    assert_eq!(sum(&cw, &namespace, "orders", "FilesRetried").await, 0.0);
     assert_eq!(
-        sum(&cw, &namespace, "other", "FilesLoaded").await,
+        cloudwatch_sum(&cw, &namespace, "orders", "BacklogFiles").await,
+        3.0
+    );
+    assert_eq!(
+        cloudwatch_sum(&cw, &namespace, "orders", "FilesLoaded").await,
+        2.0
+    );
+    assert_eq!(
+        cloudwatch_sum(&cw, &namespace, "orders", "FilesFailed").await,
+        1.0
+    );
+    assert_eq!(
+        cloudwatch_sum(&cw, &namespace, "orders", "RowsLoaded").await,
+        3.0
+    );
+    assert_eq!(
+        cloudwatch_sum(&cw, &namespace, "orders", "FilesRetried").await,
+        0.0
+    );
+    assert_eq!(
+        cloudwatch_sum(&cw, &namespace, "other", "FilesLoaded").await,
         0.0,
         "dimension Pipeline=orders only"
     );

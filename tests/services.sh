@@ -90,7 +90,7 @@ mkdir -p "$work/weed"
 weed server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -master.port="$master_port" -volume.port="$volume_port" -filer.port="$filer_port" \
   -master.volumeSizeLimitMB=64 -volume.max=1000 \
-  -s3 -s3.port="$s3_port" >"$work/weed.log" 2>&1 &
+  -s3 -s3.port="$s3_port" -s3.port.iceberg=0 -s3.port.lance=0 >"$work/weed.log" 2>&1 &
 pids+=($!); disown
 export S3LOADER_TEST_SEAWEEDFS="http://127.0.0.1:$s3_port"
 

@@ -27,6 +27,7 @@ pub struct LambdaFanout {
     max_payload: usize,
     retries: u32,
     base_delay: Duration,
+    timeout: Option<Duration>,
 }
 
 impl LambdaFanout {
@@ -37,7 +38,18 @@ impl LambdaFanout {
             max_payload: MAX_PAYLOAD,
             retries: 4,
             base_delay: Duration::from_millis(200),
+            timeout: None,
         }
+    }
+
+    /// Gives up on an invocation after `timeout` (set it a little above the
+    /// loader function's timeout). Lambda answers a crashed or timed-out
+    /// function with a function error, but an answer can still be lost; the
+    /// batch then comes back retryable instead of holding the tick, and its
+    /// lease, until the scheduler itself times out.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// Lowers the payload limit (tests use it to exercise splitting).
@@ -50,13 +62,30 @@ impl LambdaFanout {
         let payload = serde_json::to_vec(part).expect("a batch serialises");
         let mut attempt = 0;
         loop {
-            let sent = self
+            let send = self
                 .client
                 .invoke()
                 .function_name(&self.function)
                 .payload(Blob::new(payload.clone()))
-                .send()
-                .await;
+                .send();
+            let sent = match self.timeout {
+                None => send.await,
+                Some(limit) => match tokio::time::timeout(limit, send).await {
+                    Ok(sent) => sent,
+                    // Not retried: the invocation may still be running, and
+                    // the tick's time is what ran out.
+                    Err(_) => {
+                        return part.all_failed(
+                            true,
+                            &format!(
+                                "{} did not answer within {} s (timed out or crashed)",
+                                self.function,
+                                limit.as_secs()
+                            ),
+                        )
+                    }
+                },
+            };
             let failure = match sent {
                 Ok(out) => {
                     let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();

@@ -61,6 +61,11 @@ pub struct TickConfig {
     pub max_attempts: u32,
     /// The tick stops dispatching new batches after this many seconds.
     pub deadline_secs: u64,
+    /// In Lambda, the tick also stops dispatching this many seconds before
+    /// the function times out, so batches in flight can return and their
+    /// files move. The scheduler Lambda raises it to the loader function's
+    /// timeout plus 5 s, so a batch sent last can still answer.
+    pub lambda_reserve_secs: u64,
     /// A lease older than this is taken over; must exceed `deadline_secs`
     /// plus the time moves take.
     pub lease_ttl_secs: u64,
@@ -79,6 +84,7 @@ impl Default for TickConfig {
             move_concurrency: 16,
             max_attempts: 5,
             deadline_secs: 50,
+            lambda_reserve_secs: 20,
             lease_ttl_secs: 300,
             interval_secs: 60,
         }

@@ -13,6 +13,8 @@
 //! * [`dest`]: SQLite and PostgreSQL, each with the ledger that makes loads
 //!   exactly-once.
 //! * [`worker`]: loads one batch into its destination.
+//! * [`lambda`]: cold-start setup shared by both Lambda binaries (JSON
+//!   logs, the config from an env var, an S3 object or a file).
 //! * [`error`]: the crate's one error type.
 
 pub mod config;
@@ -20,6 +22,7 @@ pub mod contract;
 pub mod dest;
 pub mod error;
 pub mod format;
+pub mod lambda;
 pub mod store;
 pub mod worker;
 

@@ -41,9 +41,11 @@ pub async fn local(config: Config) -> Result<tick::Scheduler> {
         .map_err(Error::loader("open the source"))?;
     let worker =
         Worker::from_config(&config, store.clone()).map_err(Error::loader("build destinations"))?;
-    let sink: Arc<dyn metrics::MetricsSink> = match config.metrics.sink.as_str() {
-        "cloudwatch" => Arc::new(metrics::CloudWatchSink::from_env().await),
-        _ => Arc::new(metrics::LogSink),
+    let sink = if config.metrics.sink == "cloudwatch" {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        metrics::sink_for(&config, &shared)
+    } else {
+        Arc::new(metrics::LogSink)
     };
     tick::Scheduler::new(config, store, Arc::new(LocalFanout::new(worker)), sink)
 }

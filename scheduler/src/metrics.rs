@@ -1,6 +1,9 @@
 //! Tick metrics, emitted from one place through a sink.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use loader::config::Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -57,12 +60,14 @@ impl CloudWatchSink {
     pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
         Self { client }
     }
+}
 
-    /// Builds the client from the standard AWS configuration chain
-    /// (`AWS_ENDPOINT_URL_CLOUDWATCH` for a local endpoint).
-    pub async fn from_env() -> Self {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(aws_sdk_cloudwatch::Client::new(&shared))
+/// The sink `metrics.sink` names: CloudWatch (its client built from
+/// `shared`; `AWS_ENDPOINT_URL_CLOUDWATCH` for a local endpoint) or the log.
+pub fn sink_for(config: &Config, shared: &aws_config::SdkConfig) -> Arc<dyn MetricsSink> {
+    match config.metrics.sink.as_str() {
+        "cloudwatch" => Arc::new(CloudWatchSink::new(aws_sdk_cloudwatch::Client::new(shared))),
+        _ => Arc::new(LogSink),
     }
 }
 

@@ -122,3 +122,38 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// A CloudWatch client for moto.
+pub async fn cloudwatch() -> aws_sdk_cloudwatch::Client {
+    aws_sdk_cloudwatch::Client::new(&aws_config_for(&service("S3LOADER_TEST_MOTO")).await)
+}
+
+/// The sum of one metric over the last hour, for one pipeline.
+pub async fn cloudwatch_sum(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    pipeline: &str,
+    name: &str,
+) -> f64 {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let now = std::time::SystemTime::now();
+    let out = cw
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(name)
+        .dimensions(
+            Dimension::builder()
+                .name("Pipeline")
+                .value(pipeline)
+                .build(),
+        )
+        .start_time(DateTime::from(now - std::time::Duration::from_secs(3600)))
+        .end_time(DateTime::from(now + std::time::Duration::from_secs(60)))
+        .period(60)
+        .statistics(Statistic::Sum)
+        .send()
+        .await
+        .unwrap();
+    out.datapoints().iter().filter_map(|d| d.sum()).sum()
+}

@@ -104,6 +104,16 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
 /// Opens the store named by a URL: `s3://bucket` or `dir:PATH` (a bare
 /// path is also taken as a directory).
 pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
+    if url.starts_with("s3://") {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        open_with(url, &shared)
+    } else {
+        open_with(url, &aws_config::SdkConfig::builder().build())
+    }
+}
+
+/// [`open`] with an AWS configuration already loaded (used for `s3://`).
+pub fn open_with(url: &str, shared: &aws_config::SdkConfig) -> Result<Arc<dyn ObjectStore>> {
     if let Some(rest) = url.strip_prefix("s3://") {
         let bucket = rest.trim_end_matches('/');
         if bucket.is_empty() || bucket.contains('/') {
@@ -114,7 +124,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
                 ),
             ));
         }
-        Ok(Arc::new(S3Store::from_env(bucket).await))
+        Ok(Arc::new(S3Store::from_shared(shared, bucket)))
     } else {
         let path = url.strip_prefix("dir:").unwrap_or(url);
         if path.is_empty() || path.contains("://") {

@@ -56,9 +56,15 @@ impl S3Store {
     /// emulators need.
     pub async fn from_env(bucket: &str) -> Self {
         let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_shared(&shared, bucket)
+    }
+
+    /// [`S3Store::from_env`] with a configuration already loaded, so a Lambda
+    /// builds its clients from one credential chain.
+    pub fn from_shared(shared: &aws_config::SdkConfig, bucket: &str) -> Self {
         let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let conf = aws_sdk_s3::config::Builder::from(&shared)
+        let conf = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(custom_endpoint)
             .build();
         Self::new(aws_sdk_s3::Client::from_conf(conf), bucket)

@@ -1,0 +1,77 @@
+//! What both Lambda binaries do once per cold start: JSON logs and the
+//! config.
+//!
+//! The config is the same TOML the CLI reads, from the first of:
+//!
+//! * `S3LOADER_CONFIG`: the TOML text itself (small configs, set by the
+//!   template);
+//! * `S3LOADER_CONFIG_S3`: `s3://bucket/key` of a TOML object (configs that
+//!   outgrow the 4 KB environment limit, or that operators edit without a
+//!   deploy; read once per cold start);
+//! * `S3LOADER_CONFIG_FILE`: a path (a file packaged with the function).
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::{ObjectStore, S3Store};
+use tokio::io::AsyncReadExt;
+
+/// One JSON object per log line, no timestamp (CloudWatch adds one), level
+/// from `RUST_LOG` (default `info`).
+pub fn init_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .without_time()
+        .init();
+}
+
+/// The config, from the environment as described in the module docs.
+/// Errors name the variable (and the object or file) they came from.
+pub async fn config_from_env(shared: &aws_config::SdkConfig) -> Result<Config> {
+    let named = |var: &str, e: Error| match e {
+        Error::Config { field, message } => Error::Config {
+            field: format!("{var}: {field}"),
+            message,
+        },
+        other => other,
+    };
+    if let Ok(text) = std::env::var("S3LOADER_CONFIG") {
+        return Config::from_toml(&text).map_err(|e| named("S3LOADER_CONFIG", e));
+    }
+    if let Ok(url) = std::env::var("S3LOADER_CONFIG_S3") {
+        let text = read_s3(&url, shared).await?;
+        return Config::from_toml(&text)
+            .map_err(|e| named(&format!("S3LOADER_CONFIG_S3={url}"), e));
+    }
+    if let Ok(path) = std::env::var("S3LOADER_CONFIG_FILE") {
+        return Config::from_path(path.as_ref());
+    }
+    Err(Error::config(
+        "S3LOADER_CONFIG",
+        "no config: set S3LOADER_CONFIG (TOML text), S3LOADER_CONFIG_S3 (s3://bucket/key) or S3LOADER_CONFIG_FILE (a path)",
+    ))
+}
+
+/// The UTF-8 text of `s3://bucket/key`.
+async fn read_s3(url: &str, shared: &aws_config::SdkConfig) -> Result<String> {
+    let bad = |message: &str| Error::config(format!("S3LOADER_CONFIG_S3={url}"), message);
+    let (bucket, key) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| bad("expected s3://BUCKET/KEY"))?;
+    let store = S3Store::from_shared(shared, bucket);
+    let mut object = store.get(key, None).await?;
+    let mut text = String::new();
+    object
+        .body
+        .read_to_string(&mut text)
+        .await
+        .map_err(|e| bad(&format!("cannot read the object as UTF-8 text: {e}")))?;
+    Ok(text)
+}
