@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, "Test"): installs what is missing, checks
-# formatting and lints, starts the local services and runs every test.
+# formatting and lints, validates and scans the SAM template, builds both
+# Lambda packages, starts the local services and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,10 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== infra/check.sh (cfn-lint, checkov)" >&2
+infra/check.sh
+echo "== infra/package.sh (both Lambda functions, arm64)" >&2
+infra/package.sh
 echo "== cargo test (with SeaweedFS, moto and PostgreSQL)" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -3,11 +3,11 @@
 //!
 //! The config is the same TOML the CLI reads, from the first of:
 //!
-//! * `S3LOADER_CONFIG`: the TOML text itself (small configs, set by the
-//!   template);
 //! * `S3LOADER_CONFIG_S3`: `s3://bucket/key` of a TOML object (configs that
 //!   outgrow the 4 KB environment limit, or that operators edit without a
-//!   deploy; read once per cold start);
+//!   deploy; read once per cold start). First, so that pointing a deployed
+//!   function at an object overrides the inline text the template sets;
+//! * `S3LOADER_CONFIG`: the TOML text itself;
 //! * `S3LOADER_CONFIG_FILE`: a path (a file packaged with the function).
 
 use crate::config::Config;
@@ -40,20 +40,20 @@ pub async fn config_from_env(shared: &aws_config::SdkConfig) -> Result<Config> {
         },
         other => other,
     };
-    if let Ok(text) = std::env::var("S3LOADER_CONFIG") {
-        return Config::from_toml(&text).map_err(|e| named("S3LOADER_CONFIG", e));
-    }
     if let Ok(url) = std::env::var("S3LOADER_CONFIG_S3") {
         let text = read_s3(&url, shared).await?;
         return Config::from_toml(&text)
             .map_err(|e| named(&format!("S3LOADER_CONFIG_S3={url}"), e));
+    }
+    if let Ok(text) = std::env::var("S3LOADER_CONFIG") {
+        return Config::from_toml(&text).map_err(|e| named("S3LOADER_CONFIG", e));
     }
     if let Ok(path) = std::env::var("S3LOADER_CONFIG_FILE") {
         return Config::from_path(path.as_ref());
     }
     Err(Error::config(
         "S3LOADER_CONFIG",
-        "no config: set S3LOADER_CONFIG (TOML text), S3LOADER_CONFIG_S3 (s3://bucket/key) or S3LOADER_CONFIG_FILE (a path)",
+        "no config: set S3LOADER_CONFIG_S3 (s3://bucket/key), S3LOADER_CONFIG (TOML text) or S3LOADER_CONFIG_FILE (a path)",
     ))
 }
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds both Lambda functions for provided.al2023 on arm64 (Graviton) and
+# zips them where infra/template.yaml expects them:
+#   infra/build/scheduler-lambda/bootstrap.zip
+#   infra/build/loader-lambda/bootstrap.zip
+# cargo-lambda cross-compiles with zig (PyPI ziglang); tests/install-deps.sh
+# installs both. Prints each package's size.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+# A target dir of its own: a cross build shares nothing with the host one.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}/lambda-release"
+rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$' \
+  || rustup target add aarch64-unknown-linux-gnu
+start=$(date +%s)
+cargo lambda build --release --arm64 --output-format zip --lambda-dir infra/build \
+  --bin scheduler-lambda --bin loader-lambda
+echo "package: built in $(( $(date +%s) - start )) s (target dir $CARGO_TARGET_DIR)"
+for fn in scheduler-lambda loader-lambda; do
+  zip="infra/build/$fn/bootstrap.zip"
+  [ -s "$zip" ] || { echo "package: $zip is missing" >&2; exit 1; }
+  bin_bytes=$(python3 -c 'import sys, zipfile; print(sum(i.file_size for i in zipfile.ZipFile(sys.argv[1]).infolist()))' "$zip")
+  echo "package: $zip $(stat -c %s "$zip") bytes zipped, $bin_bytes bytes unzipped"
+done
