@@ -54,7 +54,7 @@ impl Watch {
             .args(["-A", "127.0.0.1", "-P", &port.to_string()])
             .current_dir(workspace)
             .env("CARGO_TARGET_DIR", &target)
-            .env("S3LOADER_CONFIG", config)
+            .env("S3LOADER_CONFIG_TOML", config)
             .env("S3LOADER_LOADER_FUNCTION", "loader-lambda")
             .env("S3LOADER_LOADER_TIMEOUT_SECS", "5")
             .env("S3LOADER_TEST_LOADER_PG", pg_url)
@@ -327,9 +327,13 @@ async fn a_loader_that_crashes_mid_batch_loses_nothing_and_loads_nothing_twice()
         "the crashed batch's rows were rolled back"
     );
 
-    // The next ticks load each file once.
+    // The next ticks load each file once. Lambda would start a fresh
+    // sandbox for the next invocation; cargo lambda watch does not always
+    // restart a killed function, so a new watch stands in for that.
+    drop(watch);
+    let watch = Watch::start(&config(store.bucket(), &pipeline, 3), &url).await;
     let mut loaded = 0;
-    for _ in 0..20 {
+    for _ in 0..60 {
         if keys(&store, "incoming/").await.is_empty() {
             break;
         }
@@ -350,4 +354,59 @@ async fn a_loader_that_crashes_mid_batch_loses_nothing_and_loads_nothing_twice()
         pg_count(&pg, "SELECT count(*) FROM s3loader_ledger").await,
         4
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_functions_read_their_config_from_an_s3_object_first() {
+    let store = seaweedfs().await;
+    let shared = aws_config_for(&service("S3LOADER_TEST_SEAWEEDFS")).await;
+    let url = format!("s3://{}/_s3loader/config.toml", store.bucket());
+    let from_object = config(store.bucket(), "from-object", 7);
+    put(&store, "_s3loader/config.toml", from_object).await;
+    let inline = config(store.bucket(), "inline", 3);
+    let vars = |object: Option<&str>, toml: Option<&str>| {
+        let (object, toml) = (object.map(str::to_owned), toml.map(str::to_owned));
+        move |var: &str| match var {
+            "S3LOADER_CONFIG_S3" => object.clone(),
+            "S3LOADER_CONFIG_TOML" => toml.clone(),
+            _ => None,
+        }
+    };
+
+    let c = loader::lambda::config_from(vars(Some(&url), Some(&inline)), &shared)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.metrics.pipeline.as_str(), c.tick.batch_max_files),
+        ("from-object", 7)
+    );
+    let c = loader::lambda::config_from(vars(None, Some(&inline)), &shared)
+        .await
+        .unwrap();
+    assert_eq!(c.metrics.pipeline, "inline");
+
+    // Errors name the variable, the object and the field.
+    put(
+        &store,
+        "_s3loader/bad.toml",
+        "[tick]\nmax_files = \"many\"\n".into(),
+    )
+    .await;
+    let bad = format!("s3://{}/_s3loader/bad.toml", store.bucket());
+    let err = loader::lambda::config_from(vars(Some(&bad), None), &shared)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&bad) && err.contains("max_files"), "{err}");
+    let missing = format!("s3://{}/_s3loader/none.toml", store.bucket());
+    let err = loader::lambda::config_from(vars(Some(&missing), None), &shared)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("_s3loader/none.toml"), "{err}");
+    let err = loader::lambda::config_from(vars(None, None), &shared)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("S3LOADER_CONFIG_S3"), "{err}");
 }

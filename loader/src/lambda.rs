@@ -7,8 +7,9 @@
 //!   outgrow the 4 KB environment limit, or that operators edit without a
 //!   deploy; read once per cold start). First, so that pointing a deployed
 //!   function at an object overrides the inline text the template sets;
-//! * `S3LOADER_CONFIG`: the TOML text itself;
-//! * `S3LOADER_CONFIG_FILE`: a path (a file packaged with the function).
+//! * `S3LOADER_CONFIG_TOML`: the TOML text itself;
+//! * `S3LOADER_CONFIG`: a path, as for the CLI (a file packaged with the
+//!   function).
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -33,6 +34,14 @@ pub fn init_logs() {
 /// The config, from the environment as described in the module docs.
 /// Errors name the variable (and the object or file) they came from.
 pub async fn config_from_env(shared: &aws_config::SdkConfig) -> Result<Config> {
+    config_from(|var| std::env::var(var).ok(), shared).await
+}
+
+/// [`config_from_env`] with the variables looked up by `var`.
+pub async fn config_from(
+    var: impl Fn(&str) -> Option<String>,
+    shared: &aws_config::SdkConfig,
+) -> Result<Config> {
     let named = |var: &str, e: Error| match e {
         Error::Config { field, message } => Error::Config {
             field: format!("{var}: {field}"),
@@ -40,20 +49,20 @@ pub async fn config_from_env(shared: &aws_config::SdkConfig) -> Result<Config> {
         },
         other => other,
     };
-    if let Ok(url) = std::env::var("S3LOADER_CONFIG_S3") {
+    if let Some(url) = var("S3LOADER_CONFIG_S3") {
         let text = read_s3(&url, shared).await?;
         return Config::from_toml(&text)
             .map_err(|e| named(&format!("S3LOADER_CONFIG_S3={url}"), e));
     }
-    if let Ok(text) = std::env::var("S3LOADER_CONFIG") {
-        return Config::from_toml(&text).map_err(|e| named("S3LOADER_CONFIG", e));
+    if let Some(text) = var("S3LOADER_CONFIG_TOML") {
+        return Config::from_toml(&text).map_err(|e| named("S3LOADER_CONFIG_TOML", e));
     }
-    if let Ok(path) = std::env::var("S3LOADER_CONFIG_FILE") {
+    if let Some(path) = var("S3LOADER_CONFIG") {
         return Config::from_path(path.as_ref());
     }
     Err(Error::config(
-        "S3LOADER_CONFIG",
-        "no config: set S3LOADER_CONFIG_S3 (s3://bucket/key), S3LOADER_CONFIG (TOML text) or S3LOADER_CONFIG_FILE (a path)",
+        "S3LOADER_CONFIG_TOML",
+        "no config: set S3LOADER_CONFIG_S3 (s3://bucket/key), S3LOADER_CONFIG_TOML (the TOML text) or S3LOADER_CONFIG (a path)",
     ))
 }
 

@@ -62,7 +62,8 @@ impl S3Store {
     /// [`S3Store::from_env`] with a configuration already loaded, so a Lambda
     /// builds its clients from one credential chain.
     pub fn from_shared(shared: &aws_config::SdkConfig, bucket: &str) -> Self {
-        let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        let custom_endpoint = shared.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL").is_some();
         let conf = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(custom_endpoint)
