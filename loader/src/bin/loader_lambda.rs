@@ -12,12 +12,17 @@ use loader::worker::Worker;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    let started = std::time::Instant::now();
     loader::lambda::init_logs();
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let config = loader::lambda::config_from_env(&shared).await?;
     let store = loader::store::open_with(&config.source.url, &shared)?;
     let worker = Worker::from_config(&config, store)?;
-    tracing::info!(source = %config.source.url, "loader ready");
+    tracing::info!(
+        source = %config.source.url,
+        init_ms = started.elapsed().as_millis() as u64,
+        "loader ready"
+    );
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Batch>| async move {
         Ok::<BatchOutcome, lambda_runtime::Error>(worker.load(&event.payload).await)

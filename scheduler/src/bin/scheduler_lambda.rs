@@ -81,6 +81,7 @@ fn epoch_ms() -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
+    let started = std::time::Instant::now();
     loader::lambda::init_logs();
     let (sched, reserve) = build().await.inspect_err(|e| {
         tracing::error!(error = format!("{e:#}"), "scheduler cold start failed");
@@ -88,6 +89,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     tracing::info!(
         source = %sched.config().source.url,
         reserve_s = reserve.as_secs(),
+        init_ms = started.elapsed().as_millis() as u64,
         "scheduler ready"
     );
     let sched = &sched;
