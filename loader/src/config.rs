@@ -133,6 +133,9 @@ pub enum Format {
     #[default]
     Csv,
     Jsonl,
+    /// netCDF forecast files, indexed (not loaded) into a `dynamodb`
+    /// destination.
+    Netcdf,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -10,6 +10,7 @@
 
 mod csv;
 mod jsonl;
+pub mod netcdf;
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,6 +62,12 @@ pub fn open(
     match spec.format {
         Format::Csv => Ok(Box::new(csv::CsvRecords::new(decoded, ctx, spec)?)),
         Format::Jsonl => Ok(Box::new(jsonl::JsonlRecords::new(decoded, ctx, spec)?)),
+        // Config validation sends netCDF only to DynamoDB, which reads it
+        // with `netcdf::read`; reaching here is a config bug, named as such.
+        Format::Netcdf => Err(Error::Format {
+            key: key.to_owned(),
+            message: "netcdf files have no rows: route them to a dynamodb destination".into(),
+        }),
     }
 }
 
