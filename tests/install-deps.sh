@@ -28,6 +28,8 @@ command -v moto_server >/dev/null || pip_pkgs+=("moto[server]==5.2.1")
 command -v cargo-lambda >/dev/null || pip_pkgs+=("cargo-lambda==1.9.2")
 command -v python-zig >/dev/null || pip_pkgs+=("ziglang==0.17.1")
 command -v cfn-lint >/dev/null || pip_pkgs+=("cfn-lint==1.51.0")
+# netcdf-src builds libnetcdf and HDF5 from source (static link) with cmake.
+command -v cmake >/dev/null || pip_pkgs+=("cmake==3.31.6")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then
   log "pip install ${pip_pkgs[*]}"
   python3 -m pip install --quiet "${pip_pkgs[@]}"
@@ -51,7 +53,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 command -v curl >/dev/null || { log "apt-get install curl"; apt_install curl; }
 
-for tool in weed moto_server cargo-lambda curl; do
+for tool in weed moto_server cargo-lambda cfn-lint cmake curl; do
   command -v "$tool" >/dev/null || { log "$tool is still missing after install"; exit 1; }
 done
 for component in rustfmt clippy; do

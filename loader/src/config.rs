@@ -125,6 +125,15 @@ pub enum DestinationConfig {
         #[serde(default = "defaults::connect_timeout")]
         connect_timeout_secs: u64,
     },
+    /// A DynamoDB forecast index for netCDF files (`format = "netcdf"`
+    /// routes; the route's `table` is the DynamoDB table). One item per
+    /// (file, forecast time), pointing at the file in `processed/`.
+    Dynamodb {
+        /// Larger objects fail permanently before being read: libnetcdf
+        /// needs the whole file on local disk (`/tmp` in Lambda).
+        #[serde(default = "defaults::netcdf_max_bytes")]
+        max_file_bytes: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -236,6 +245,9 @@ mod defaults {
     }
     pub fn state() -> String {
         "_s3loader/".into()
+    }
+    pub fn netcdf_max_bytes() -> u64 {
+        256 * 1024 * 1024
     }
     pub fn connect_timeout() -> u64 {
         10
@@ -368,7 +380,29 @@ impl Config {
                     format!("no destination named {:?} (have: {have:?})", r.destination),
                 ));
             }
-            if !valid_table(&r.table) {
+            let index = matches!(
+                self.destinations[&r.destination],
+                DestinationConfig::Dynamodb { .. }
+            );
+            if index != (r.format == Format::Netcdf) {
+                return Err(Error::config(
+                    field("format"),
+                    format!(
+                        "format {:?} cannot go to destination {:?}: netcdf files go to dynamodb destinations, and only they",
+                        r.format, r.destination
+                    ),
+                ));
+            }
+            if index && !valid_dynamodb_table(&r.table) {
+                return Err(Error::config(
+                    field("table"),
+                    format!(
+                        "{:?} is not a DynamoDB table name (3-255 of letters, digits, _ - .)",
+                        r.table
+                    ),
+                ));
+            }
+            if !index && !valid_table(&r.table) {
                 return Err(Error::config(
                     field("table"),
                     format!(
@@ -415,6 +449,13 @@ fn url_has_password(url: &str) -> bool {
         .rsplit_once('@')
         .is_some_and(|(userinfo, _)| userinfo.contains(':'))
         || url.contains("password=")
+}
+
+fn valid_dynamodb_table(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn valid_table(name: &str) -> bool {

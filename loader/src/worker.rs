@@ -33,7 +33,7 @@ impl Worker {
         let destinations = config
             .destinations
             .iter()
-            .map(|(name, c)| Ok((name.clone(), dest::build(name, c)?)))
+            .map(|(name, c)| Ok((name.clone(), dest::build(name, c, &config.source)?)))
             .collect::<Result<_>>()?;
         Ok(Self::new(store, destinations))
     }

@@ -9,9 +9,11 @@
 //!   and its table is not touched;
 //! * a bad file fails alone: the others of the batch still load.
 
+pub mod dynamodb;
 mod postgres;
 mod sqlite;
 
+pub use dynamodb::Dynamodb;
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
 
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::runtime::Handle;
 
-use crate::config::{Config, DestinationConfig};
+use crate::config::{Config, DestinationConfig, SourceConfig};
 use crate::contract::{Batch, BatchOutcome, FileOutcome, FileTask, Outcome};
 use crate::error::Result;
 use crate::format::{self, RecordReader};
@@ -36,8 +38,15 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
 }
 
 /// Builds the destination named `name` from its config, resolving secrets.
-pub fn build(name: &str, config: &DestinationConfig) -> Result<Arc<dyn Destination>> {
+pub fn build(
+    name: &str,
+    config: &DestinationConfig,
+    source: &SourceConfig,
+) -> Result<Arc<dyn Destination>> {
     Ok(match config {
+        DestinationConfig::Dynamodb { max_file_bytes } => {
+            Arc::new(Dynamodb::new(name, *max_file_bytes, source))
+        }
         DestinationConfig::Sqlite { path } => Arc::new(Sqlite::new(name, path)),
         DestinationConfig::Postgres {
             url,
