@@ -22,6 +22,9 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// An operator command's argument cannot be understood.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {

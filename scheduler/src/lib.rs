@@ -11,12 +11,14 @@
 //! * [`metrics`]: the per-tick metrics and their sinks.
 //! * [`report`]: the `TickReport`.
 //! * [`ops`]: `status` and `reprocess`.
+//! * [`forecasts`]: `forecasts`, the Met Office index query.
 //! * [`demo`]: the embedded default and its shipped samples.
 //! * [`error`]: the crate's one error type.
 
 pub mod attempts;
 pub mod demo;
 pub mod error;
+pub mod forecasts;
 pub mod lease;
 pub mod metrics;
 pub mod ops;

@@ -65,6 +65,26 @@ enum Command {
     },
     /// Check the config and print it with defaults filled in.
     Check,
+    /// Which indexed Met Office netCDF files hold a forecast for a time
+    /// (from the DynamoDB forecast index; AWS_ENDPOINT_URL_DYNAMODB for a
+    /// local endpoint).
+    Forecasts {
+        /// The validity time, UTC: 2018-11-29T12:00Z.
+        #[arg(long)]
+        time: String,
+        /// Only this lead time: PT2H, P1DT6H, or seconds.
+        #[arg(long)]
+        period: Option<String>,
+        /// Only files with this data variable (e.g. wind_speed).
+        #[arg(long)]
+        variable: Option<String>,
+        /// The index table [default: the config's one netcdf route's table].
+        #[arg(long)]
+        table: Option<String>,
+        /// Print the matches as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The embedded default, end to end: seed the shipped sample files into
     /// DIR/bucket/incoming/, tick until the backlog is drained into
     /// DIR/warehouse.db, and summarise. Running it again loads nothing twice.
@@ -116,6 +136,35 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
+        Command::Forecasts {
+            time,
+            period,
+            variable,
+            table,
+            json,
+        } => {
+            use scheduler::forecasts as f;
+            let time = f::parse_time(&time)?;
+            let period = period.as_deref().map(f::parse_period).transpose()?;
+            let table = f::table(&config, table.as_deref())?;
+            let hits = f::lookup(&table, &time, period, variable.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&hits)?);
+            } else if hits.is_empty() {
+                println!("no indexed file holds a forecast for {time} (table {table})");
+            } else {
+                println!("{} file(s) hold a forecast for {time}:", hits.len());
+                for h in &hits {
+                    println!(
+                        "  {:<9} run {}  {}  [{}]",
+                        f::format_period(h.forecast_period),
+                        h.forecast_reference_time,
+                        h.object_url,
+                        h.variables.join(", ")
+                    );
+                }
+            }
+        }
         Command::Check => {
             println!("{}", toml::to_string_pretty(&config)?);
             println!(

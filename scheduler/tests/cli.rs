@@ -211,3 +211,106 @@ fn run_ticks_until_sigint_then_exits_cleanly_releasing_the_lease() {
         "the lease is released"
     );
 }
+
+/// `tick` indexes real Met Office files into moto's DynamoDB, and
+/// `forecasts` answers from the index, as text and as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecasts_answers_from_the_index_the_tick_wrote() {
+    let moto = std::env::var("S3LOADER_TEST_MOTO")
+        .expect("S3LOADER_TEST_MOTO is not set: run the tests through tests/services.sh");
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let table = format!("cli-{}", std::process::id());
+    loader::dest::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&shared), &table)
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/metoffice");
+    let incoming = dir.path().join("bucket/incoming/uk");
+    std::fs::create_dir_all(&incoming).unwrap();
+    for name in [
+        "20181121T1200Z-PT0012H00M-pressure_at_mean_sea_level.nc",
+        "20181121T1200Z-PT0012H00M-wind_speed_at_10m.nc",
+        "multi_time_kgo.nc",
+    ] {
+        std::fs::copy(samples.join(name), incoming.join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "[source]\nurl = \"dir:bucket\"\n[destinations.index]\nkind = \"dynamodb\"\n\
+             [[route]]\npattern = \"uk/*.nc\"\ndestination = \"index\"\ntable = \"{table}\"\nformat = \"netcdf\"\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_s3loader"))
+            .args(["--config", "c.toml"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &moto)
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let tick = run(&["tick"]);
+    assert!(tick.status.success(), "{}", stderr(&tick));
+    assert!(stdout(&tick).contains("=> 3 loaded"), "{}", stdout(&tick));
+
+    let text = run(&["forecasts", "--time", "2018-11-21T12:00Z"]);
+    let out = stdout(&text);
+    assert!(
+        out.contains("2 file(s) hold a forecast for 2018-11-21T12:00:00Z"),
+        "{out}{}",
+        stderr(&text)
+    );
+    assert!(
+        out.contains("PT12H")
+            && out.contains("processed/uk/20181121T1200Z-PT0012H00M-wind_speed_at_10m.nc"),
+        "{out}"
+    );
+
+    let json = run(&[
+        "forecasts",
+        "--time",
+        "2019-01-01T01:00Z",
+        "--period",
+        "PT1H",
+        "--json",
+    ]);
+    let hits: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    assert_eq!(hits[0]["object_key"], "processed/uk/multi_time_kgo.nc");
+    assert_eq!(hits[0]["forecast_period"], 3600);
+
+    let none = run(&[
+        "forecasts",
+        "--time",
+        "2019-01-01T01:00Z",
+        "--period",
+        "PT2H",
+    ]);
+    assert!(
+        stdout(&none).contains("no indexed file holds a forecast"),
+        "{}",
+        stdout(&none)
+    );
+    let bad = run(&[
+        "forecasts",
+        "--time",
+        "2019-01-01T01:00Z",
+        "--period",
+        "2 hours",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("--period \"2 hours\""),
+        "{}",
+        stderr(&bad)
+    );
+}
