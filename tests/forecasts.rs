@@ -244,3 +244,43 @@ async fn every_sample_is_indexed_with_its_times_and_the_query_finds_it() {
     // Nothing there.
     assert!(q("2000-01-01T00:00:00Z", None, None).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_file_over_the_size_limit_fails_before_it_is_read() {
+    let (store, _dir) = local();
+    let store = arc(store);
+    let bytes = std::fs::read(samples().join("multi_time_kgo.nc")).unwrap();
+    let size = bytes.len() as u64;
+    let etag = store
+        .put("incoming/big.nc", Bytes::from(bytes), PutMode::Create)
+        .await
+        .unwrap();
+    let config = Config::from_toml(
+        "[source]\nurl = \"unused\"\n[destinations.f]\nkind = \"dynamodb\"\nmax_file_bytes = 1024\n\
+         [[route]]\npattern = \"*.nc\"\ndestination = \"f\"\ntable = \"forecasts\"\nformat = \"netcdf\"\n",
+    )
+    .unwrap();
+    let dest = loader::dest::build("f", &config.destinations["f"], &config.source).unwrap();
+    let batch = loader::contract::Batch {
+        id: "b".into(),
+        destination: "f".into(),
+        table: "forecasts".into(),
+        files: vec![loader::contract::FileTask {
+            key: "incoming/big.nc".into(),
+            etag,
+            size,
+            spec: config.routes[0].spec(),
+        }],
+    };
+    let out = dest.load(&batch, store).await;
+    match &out.files[0].outcome {
+        loader::contract::Outcome::Failed { retryable, reason } => {
+            assert!(!retryable);
+            assert!(
+                reason.contains("max_file_bytes (1024)") && reason.contains("incoming/big.nc"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
