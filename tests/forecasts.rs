@@ -122,7 +122,7 @@ async fn every_sample_is_indexed_with_its_times_and_the_query_finds_it() {
     .unwrap();
     let index: Arc<dyn Destination> =
         Arc::new(Dynamodb::new("forecasts", 256 << 20, &config.source).with_client(ddb.clone()));
-    let wh = loader::dest::build("wh", &config.destinations["wh"], &config.source).unwrap();
+    let wh = loader::dest::build("wh", &config.destinations["wh"], &config.source, None).unwrap();
     let worker = Worker::new(
         store.clone(),
         [("forecasts".to_owned(), index), ("wh".to_owned(), wh)].into(),
@@ -260,7 +260,7 @@ async fn a_file_over_the_size_limit_fails_before_it_is_read() {
          [[route]]\npattern = \"*.nc\"\ndestination = \"f\"\ntable = \"forecasts\"\nformat = \"netcdf\"\n",
     )
     .unwrap();
-    let dest = loader::dest::build("f", &config.destinations["f"], &config.source).unwrap();
+    let dest = loader::dest::build("f", &config.destinations["f"], &config.source, None).unwrap();
     let batch = loader::contract::Batch {
         id: "b".into(),
         destination: "f".into(),

@@ -30,10 +30,27 @@ impl Worker {
 
     /// Builds every destination of the config once (call it at start-up).
     pub fn from_config(config: &Config, store: Arc<dyn ObjectStore>) -> Result<Self> {
+        Self::build(config, store, None)
+    }
+
+    /// [`Worker::from_config`], with AWS clients built from `shared`.
+    pub fn from_config_shared(
+        config: &Config,
+        store: Arc<dyn ObjectStore>,
+        shared: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        Self::build(config, store, Some(shared))
+    }
+
+    fn build(
+        config: &Config,
+        store: Arc<dyn ObjectStore>,
+        shared: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self> {
         let destinations = config
             .destinations
             .iter()
-            .map(|(name, c)| Ok((name.clone(), dest::build(name, c, &config.source)?)))
+            .map(|(name, c)| Ok((name.clone(), dest::build(name, c, &config.source, shared)?)))
             .collect::<Result<_>>()?;
         Ok(Self::new(store, destinations))
     }

@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let config = loader::lambda::config_from_env(&shared).await?;
     let store = loader::store::open_with(&config.source.url, &shared)?;
-    let worker = Worker::from_config(&config, store)?;
+    let worker = Worker::from_config_shared(&config, store, &shared)?;
     tracing::info!(
         source = %config.source.url,
         init_ms = started.elapsed().as_millis() as u64,

@@ -38,14 +38,22 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
 }
 
 /// Builds the destination named `name` from its config, resolving secrets.
+///
+/// AWS clients come from `shared` when given (a Lambda's one config);
+/// otherwise they are built on first use from the standard settings.
 pub fn build(
     name: &str,
     config: &DestinationConfig,
     source: &SourceConfig,
+    shared: Option<&aws_config::SdkConfig>,
 ) -> Result<Arc<dyn Destination>> {
     Ok(match config {
         DestinationConfig::Dynamodb { max_file_bytes } => {
-            Arc::new(Dynamodb::new(name, *max_file_bytes, source))
+            let d = Dynamodb::new(name, *max_file_bytes, source);
+            Arc::new(match shared {
+                Some(shared) => d.with_client(aws_sdk_dynamodb::Client::new(shared)),
+                None => d,
+            })
         }
         DestinationConfig::Sqlite { path } => Arc::new(Sqlite::new(name, path)),
         DestinationConfig::Postgres {
