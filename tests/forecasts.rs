@@ -284,3 +284,44 @@ async fn a_file_over_the_size_limit_fails_before_it_is_read() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A missing table is the destination being down, not the file being bad:
+/// the files stay in incoming/ with a reason naming the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_keeps_the_files_in_incoming() {
+    let (store, _dir) = local();
+    let store = arc(store);
+    let bytes = std::fs::read(samples().join("multi_time_kgo.nc")).unwrap();
+    store
+        .put("incoming/a.nc", Bytes::from(bytes), PutMode::Create)
+        .await
+        .unwrap();
+    let table = unique("absent-");
+    let config = Config::from_toml(&format!(
+        "[source]\nurl = \"unused\"\n[destinations.f]\nkind = \"dynamodb\"\n\
+         [[route]]\npattern = \"*.nc\"\ndestination = \"f\"\ntable = \"{table}\"\nformat = \"netcdf\"\n"
+    ))
+    .unwrap();
+    let index: Arc<dyn Destination> =
+        Arc::new(Dynamodb::new("f", 1 << 20, &config.source).with_client(dynamo().await));
+    let worker = Worker::new(store.clone(), [("f".to_owned(), index)].into());
+    let sched = Scheduler::new(
+        config,
+        store.clone(),
+        Arc::new(LocalFanout::new(worker)),
+        Arc::new(LogSink),
+    )
+    .unwrap();
+    let report = sched.tick().await.unwrap();
+    assert_eq!(
+        (report.loaded, report.failed, report.retried),
+        (0, 0, 1),
+        "{report}"
+    );
+    let reason = report.files[0].reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("ResourceNotFoundException") && reason.contains(&table),
+        "{reason}"
+    );
+    assert_eq!(keys(&*store, "incoming/").await, vec!["incoming/a.nc"]);
+}

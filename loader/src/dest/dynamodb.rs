@@ -180,15 +180,26 @@ impl Dynamodb {
                 Err(err) => {
                     let service = err.into_service_error();
                     let code = service.code().unwrap_or("unknown").to_owned();
-                    // A missing table or denied access is the destination
-                    // being unavailable, not the file being bad: retry, and
-                    // let max_attempts decide.
-                    let retryable = !matches!(code.as_str(), "ValidationException");
+                    // Only a bad item is the file's fault. A missing table
+                    // or denied access is the destination being unavailable:
+                    // retryable, but by a later tick (max_attempts decides),
+                    // not by this loop, which is for throttling, 5xx and
+                    // connection errors (no code).
+                    let retryable = code != "ValidationException";
+                    let transient = matches!(
+                        code.as_str(),
+                        "ProvisionedThroughputExceededException"
+                            | "ThrottlingException"
+                            | "RequestLimitExceeded"
+                            | "InternalServerError"
+                            | "ServiceUnavailable"
+                            | "unknown"
+                    );
                     let message = format!(
                         "BatchWriteItem on {table}: {code}: {}",
                         service.message().unwrap_or_default()
                     );
-                    if !retryable || attempt + 1 == MAX_TRIES {
+                    if !transient || attempt + 1 == MAX_TRIES {
                         return Err(Error::Destination {
                             destination: self.name.clone(),
                             message,
