@@ -270,12 +270,19 @@ async fn a_file_over_the_size_limit_fails_before_it_is_read() {
             etag,
             size,
             spec: config.routes[0].spec(),
+            processed_key: config.source.processed_key("incoming/big.nc"),
         }],
+        check_only: false,
     };
     let out = dest.load(&batch, store).await;
     match &out.files[0].outcome {
-        loader::contract::Outcome::Failed { retryable, reason } => {
+        loader::contract::Outcome::Failed {
+            retryable,
+            reason,
+            cause,
+        } => {
             assert!(!retryable);
+            assert_eq!(*cause, loader::contract::Cause::File);
             assert!(
                 reason.contains("max_file_bytes (1024)") && reason.contains("incoming/big.nc"),
                 "{reason}"

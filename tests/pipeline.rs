@@ -210,7 +210,7 @@ async fn good_and_bad_files_drain_from_seaweedfs_into_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn destination_down_retries_then_fails_with_the_last_error_and_reprocess_recovers() {
+async fn a_destination_that_is_down_fails_no_file_however_long_it_lasts() {
     let store = arc(seaweedfs().await);
     let s = &*store;
     put(
@@ -229,17 +229,28 @@ async fn destination_down_retries_then_fails_with_the_last_error_and_reprocess_r
         "host=127.0.0.1 port={} user=postgres dbname=postgres",
         closed_port()
     );
+    // One file per batch: after the first batch finds the destination
+    // down, the second is not even dispatched.
     let sched = scheduler(
-        config(&pg_destination(&down), "max_attempts = 3"),
+        config(
+            &pg_destination(&down),
+            "max_attempts = 2\nbatch_max_files = 1\nconcurrency = 1",
+        ),
         store.clone(),
     );
-
-    for attempt in 1..=2u32 {
+    // Three times max_attempts: an outage never counts against a file.
+    for _ in 0..6 {
         let r = sched.tick().await.unwrap();
         assert_eq!((r.loaded, r.retried, r.failed), (0, 2, 0), "{r}");
-        assert_eq!(
-            result_of(&r, "incoming/orders/a.csv").attempts,
-            Some(attempt)
+        assert_eq!(r.destination_errors, 2, "{r}");
+        let why = &r.unavailable["wh"];
+        assert!(why.contains("connect"), "{why}");
+        let a = result_of(&r, "incoming/orders/a.csv");
+        assert_eq!(a.attempts, None, "no attempt counted: {r}");
+        let b = result_of(&r, "incoming/orders/b.csv");
+        assert!(
+            b.reason.as_deref().unwrap().contains("not dispatched"),
+            "{r}"
         );
         assert_eq!(
             keys(s, "incoming/").await.len(),
@@ -248,29 +259,14 @@ async fn destination_down_retries_then_fails_with_the_last_error_and_reprocess_r
         );
         assert!(keys(s, "processed/").await.is_empty() && keys(s, "failed/").await.is_empty());
     }
-    let r = sched.tick().await.unwrap();
-    assert_eq!((r.loaded, r.retried, r.failed), (0, 0, 2), "{r}");
-    let report = error_report(s, "orders/a.csv").await;
-    assert_eq!(report["attempts"], 3);
-    let reason = report["reason"].as_str().unwrap();
-    assert!(
-        reason.starts_with("gave up after 3 attempts; last error:") && reason.contains("connect"),
-        "{reason}"
-    );
-    assert!(keys(s, "incoming/").await.is_empty());
 
-    // The operator fixes the destination and reprocesses: attempts start
-    // from zero and the files load.
+    // The destination comes back: both load, each once.
     let url = pg_database().await;
     let pg = pg_connect(&url).await;
     pg.batch_execute(ORDERS_DDL).await.unwrap();
-    let cfg = config(&pg_destination(&url), "max_attempts = 3");
-    let moved = scheduler::ops::reprocess(&cfg, s, "orders/", false)
-        .await
-        .unwrap();
-    assert_eq!(moved.moved.len(), 2);
+    let cfg = config(&pg_destination(&url), "max_attempts = 2");
     let r = scheduler(cfg, store.clone()).tick().await.unwrap();
-    assert_eq!((r.loaded, r.failed), (2, 0), "{r}");
+    assert_eq!((r.loaded, r.failed, r.destination_errors), (2, 0, 0), "{r}");
     assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 2);
 }
 
@@ -311,6 +307,12 @@ impl ObjectStore for MovesFail {
             });
         }
         self.0.copy(from, to).await
+    }
+    async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> loader::Result<()> {
+        if to.starts_with("processed/") {
+            return self.copy(from, to).await;
+        }
+        self.0.copy_if_absent(from, to).await
     }
 }
 
@@ -421,6 +423,7 @@ async fn the_ledger_alone_keeps_concurrent_workers_from_loading_twice() {
             etag: meta.etag,
             size: meta.size,
             spec: Default::default(),
+            processed_key: String::new(),
         });
     }
     let batch = Batch {
@@ -428,6 +431,7 @@ async fn the_ledger_alone_keeps_concurrent_workers_from_loading_twice() {
         destination: "wh".into(),
         table: "orders".into(),
         files,
+        check_only: false,
     };
     let cfg = config(&pg_destination(&url), "");
     let w1 = LocalFanout::new(Worker::from_config(&cfg, store.clone()).unwrap());

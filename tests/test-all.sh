@@ -23,7 +23,11 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 tests/services.sh cargo test --workspace 2>&1 | tee "$log" || status=$?
+echo "== the README's first command, as written there, twice" >&2
+tests/readme-first-command.sh 2>&1 | tee -a "$log" || status=1
 # One closing line for the whole run: cargo's own last line is that of the
 # last test binary, often the (empty) doc tests.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+awk '/^test result:/ { p += $4; f += $6 }
+     /^readme first command:/ { p += $4; f += $6 }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit $status

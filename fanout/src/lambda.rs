@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
-use loader::contract::{Batch, BatchOutcome};
+use loader::contract::{Batch, BatchOutcome, Cause};
 
 use crate::Fanout;
 
@@ -82,6 +82,7 @@ impl LambdaFanout {
                                 self.function,
                                 limit.as_secs()
                             ),
+                            Cause::Worker,
                         )
                     }
                 },
@@ -94,6 +95,7 @@ impl LambdaFanout {
                         return part.all_failed(
                             true,
                             &format!("the loader function failed ({kind}): {text}"),
+                            Cause::Worker,
                         );
                     }
                     return match serde_json::from_slice::<BatchOutcome>(body) {
@@ -101,6 +103,7 @@ impl LambdaFanout {
                         Err(e) => part.all_failed(
                             true,
                             &format!("unreadable answer from the loader function: {e}"),
+                            Cause::Worker,
                         ),
                     };
                 }
@@ -110,6 +113,8 @@ impl LambdaFanout {
                 return part.all_failed(
                     true,
                     &format!("invoking {} failed: {}", self.function, failure.message),
+                    // Lambda itself throttled or down: an outage, not a file.
+                    Cause::Destination,
                 );
             }
             attempt += 1;
@@ -229,8 +234,10 @@ mod tests {
                     etag: "\"e\"".into(),
                     size: 1,
                     spec: Default::default(),
+                    processed_key: String::new(),
                 })
                 .collect(),
+            check_only: false,
         }
     }
 

@@ -17,7 +17,7 @@ pub use lambda::{split, LambdaFanout, MAX_PAYLOAD};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use loader::contract::{Batch, BatchOutcome};
+use loader::contract::{Batch, BatchOutcome, Cause};
 use loader::worker::Worker;
 
 /// Runs batches on workers.
@@ -55,7 +55,7 @@ impl Fanout for LocalFanout {
             Ok(outcome) => batch.reconcile(outcome),
             Err(e) => {
                 tracing::error!(batch = %batch.id, error = %e, "worker task failed");
-                batch.all_failed(true, &format!("the worker failed: {e}"))
+                batch.all_failed(true, &format!("the worker failed: {e}"), Cause::Worker)
             }
         }
     }

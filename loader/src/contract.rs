@@ -15,6 +15,12 @@ pub struct Batch {
     pub destination: String,
     pub table: String,
     pub files: Vec<FileTask>,
+    /// Load nothing: only ask the ledger whether each file is in it
+    /// (`AlreadyLoaded`) or not (a permanent `Failed` of cause `File`). The
+    /// scheduler asks before it sends a file to `failed/` for failures whose
+    /// outcome it cannot be sure of (a lost answer, a timeout).
+    #[serde(default)]
+    pub check_only: bool,
 }
 
 /// One object to load, pinned to the version that was listed.
@@ -24,6 +30,35 @@ pub struct FileTask {
     pub etag: String,
     pub size: u64,
     pub spec: LoadSpec,
+    /// Where the file will be in `processed/` once loaded, as the layout
+    /// names it: a destination that records the file's place (the forecast
+    /// index) takes it from here rather than guessing.
+    #[serde(default)]
+    pub processed_key: String,
+}
+
+/// Whose fault a failure is. Only [`Cause::File`] counts against a file's
+/// attempts or sends it to `failed/`: *an outage is not a bad file*.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The file's own bytes: a malformed row, a value the column rejects,
+    /// a corrupt stream, no route. Permanent ones fail at once; retryable
+    /// ones count an attempt.
+    #[default]
+    File,
+    /// The destination or its environment: down, refusing the login,
+    /// missing a table, column or permission, throttling. Nothing is
+    /// counted; the tick stops dispatching to that destination.
+    Destination,
+    /// The source store: S3 5xx, SlowDown, access denied, the object
+    /// changed or vanished since it was listed. Nothing is counted.
+    Source,
+    /// The worker died, timed out or its answer was lost with the batch in
+    /// hand: any file of the batch may be the poison. Nothing is counted
+    /// against a file that shared its batch; later attempts run the
+    /// suspects alone, and a file that kills the worker alone counts.
+    Worker,
 }
 
 /// What happened to one file.
@@ -35,7 +70,12 @@ pub enum Outcome {
     /// The ledger already holds this (key, ETag): nothing was written.
     AlreadyLoaded,
     /// Nothing of the file is committed.
-    Failed { retryable: bool, reason: String },
+    Failed {
+        retryable: bool,
+        reason: String,
+        #[serde(default)]
+        cause: Cause,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +98,7 @@ impl Outcome {
         Outcome::Failed {
             retryable: err.is_retryable(),
             reason: crate::error::chain(err),
+            cause: err.cause(),
         }
     }
 }
@@ -75,7 +116,7 @@ impl FileTask {
 impl Batch {
     /// Every file of the batch failed the same way. Used when the batch as a
     /// whole could not run (destination down, worker crashed).
-    pub fn all_failed(&self, retryable: bool, reason: &str) -> BatchOutcome {
+    pub fn all_failed(&self, retryable: bool, reason: &str, cause: Cause) -> BatchOutcome {
         BatchOutcome {
             batch_id: self.id.clone(),
             files: self
@@ -85,10 +126,16 @@ impl Batch {
                     f.outcome(Outcome::Failed {
                         retryable,
                         reason: reason.to_owned(),
+                        cause,
                     })
                 })
                 .collect(),
         }
+    }
+
+    /// [`Batch::all_failed`] with `err`'s retryability, text and cause.
+    pub fn all_failed_with(&self, err: &crate::Error) -> BatchOutcome {
+        self.all_failed(err.is_retryable(), &crate::error::chain(err), err.cause())
     }
 
     /// Returns exactly one outcome per file of this batch, in batch order,
@@ -109,6 +156,7 @@ impl Batch {
                     None => f.outcome(Outcome::Failed {
                         retryable: true,
                         reason: "the worker reported no outcome for this file".into(),
+                        cause: Cause::Worker,
                     }),
                 }
             })
@@ -131,12 +179,14 @@ mod tests {
             etag: "\"e\"".into(),
             size: 1,
             spec: LoadSpec::default(),
+            processed_key: String::new(),
         };
         Batch {
             id: "b1".into(),
             destination: "d".into(),
             table: "t".into(),
             files: vec![file("a"), file("b")],
+            check_only: false,
         }
     }
 

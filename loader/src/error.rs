@@ -2,6 +2,8 @@
 
 use std::error::Error as StdError;
 
+use crate::contract::Cause;
+
 /// A boxed error from a dependency, kept as the `source` of an [`Error`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -62,12 +64,17 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// The destination refused or failed.
-    #[error("destination {destination}: {message}")]
+    /// The destination refused or failed. `message` carries the server's
+    /// own words; `code` its code (a SQLSTATE, a DynamoDB error code).
+    #[error("destination {destination}: {message}{}", code.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default())]
     Destination {
         destination: String,
         message: String,
+        code: Option<String>,
         retryable: bool,
+        /// Whose fault: [`Cause::File`] when the file's data caused it (a
+        /// value the column rejects), [`Cause::Destination`] otherwise.
+        cause: Cause,
         #[source]
         source: Option<BoxError>,
     },
@@ -85,6 +92,39 @@ impl Error {
             | Error::InvalidKey { .. }
             | Error::Config { .. }
             | Error::Format { .. } => false,
+        }
+    }
+
+    /// Whose fault this is; only [`Cause::File`] counts against a file.
+    pub fn cause(&self) -> Cause {
+        match self {
+            Error::Format { .. } | Error::InvalidKey { .. } => Cause::File,
+            Error::Destination { cause, .. } => *cause,
+            // The worker's own config or secrets: not the file's doing.
+            Error::Config { .. } => Cause::Destination,
+            // Moved, replaced or unreadable at the source: the next tick sees
+            // what is there then.
+            Error::NotFound { .. }
+            | Error::Precondition { .. }
+            | Error::Store { .. }
+            | Error::Read { .. } => Cause::Source,
+        }
+    }
+
+    /// An outage of `destination`: retryable, counts against no file.
+    pub fn outage(
+        destination: &str,
+        message: impl Into<String>,
+        code: Option<String>,
+        source: Option<BoxError>,
+    ) -> Self {
+        Error::Destination {
+            destination: destination.to_owned(),
+            message: message.into(),
+            code,
+            retryable: true,
+            cause: Cause::Destination,
+            source,
         }
     }
 

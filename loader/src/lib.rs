@@ -13,6 +13,8 @@
 //! * [`dest`]: SQLite and PostgreSQL, each with the ledger that makes loads
 //!   exactly-once.
 //! * [`worker`]: loads one batch into its destination.
+//! * [`layout`]: every key the queue writes (processed/, failed/, errors/,
+//!   state) and the rule that keeps archive names from colliding.
 //! * [`lambda`]: cold-start setup shared by both Lambda binaries (JSON
 //!   logs, the config from an env var, an S3 object or a file).
 //! * [`error`]: the crate's one error type.
@@ -23,6 +25,7 @@ pub mod dest;
 pub mod error;
 pub mod format;
 pub mod lambda;
+pub mod layout;
 pub mod store;
 pub mod worker;
 

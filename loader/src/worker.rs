@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::contract::{Batch, BatchOutcome, Outcome};
+use crate::contract::{Batch, BatchOutcome, Cause, Outcome};
 use crate::dest::{self, Destination};
 use crate::error::Result;
 use crate::store::ObjectStore;
@@ -60,14 +60,20 @@ impl Worker {
     pub async fn load(&self, batch: &Batch) -> BatchOutcome {
         let started = Instant::now();
         let Some(destination) = self.destinations.get(&batch.destination) else {
+            // The worker's config lags the scheduler's: an outage of this
+            // worker, not the files' fault.
             return batch.all_failed(
-                false,
+                true,
                 &format!(
                     "no destination named {:?} in this worker's config",
                     batch.destination
                 ),
+                Cause::Destination,
             );
         };
+        if batch.check_only {
+            return self.check(batch, &**destination).await;
+        }
         let outcome = batch.reconcile(destination.load(batch, self.store.clone()).await);
         let (mut loaded, mut failed, mut rows) = (0, 0, 0);
         for f in &outcome.files {
@@ -92,5 +98,31 @@ impl Worker {
             "batch done"
         );
         outcome
+    }
+
+    /// A check-only batch: asks the ledger, loads nothing.
+    async fn check(&self, batch: &Batch, destination: &dyn Destination) -> BatchOutcome {
+        match destination.loaded(&batch.files).await {
+            Ok(found) => BatchOutcome {
+                batch_id: batch.id.clone(),
+                files: batch
+                    .files
+                    .iter()
+                    .zip(found)
+                    .map(|(f, found)| {
+                        f.outcome(if found {
+                            Outcome::AlreadyLoaded
+                        } else {
+                            Outcome::Failed {
+                                retryable: false,
+                                reason: "not in the ledger: it was not loaded".into(),
+                                cause: Cause::File,
+                            }
+                        })
+                    })
+                    .collect(),
+            },
+            Err(e) => batch.all_failed_with(&e),
+        }
     }
 }

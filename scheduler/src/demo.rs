@@ -77,8 +77,9 @@ pub async fn seed(config: &Config, store: &dyn ObjectStore) -> Result<(usize, us
     let src = &config.source;
     let (mut seeded, mut present) = (0, 0);
     'samples: for (rel, bytes) in SAMPLES {
-        for prefix in [&src.incoming, &src.processed, &src.failed] {
-            match store.head(&format!("{prefix}{rel}")).await {
+        let key = src.incoming_key(rel);
+        for place in [key.clone(), src.processed_key(&key), src.failed_key(&key)] {
+            match store.head(&place).await {
                 Ok(_) => {
                     present += 1;
                     continue 'samples;
@@ -87,7 +88,6 @@ pub async fn seed(config: &Config, store: &dyn ObjectStore) -> Result<(usize, us
                 Err(e) => return Err(Error::loader(format!("check sample {rel:?}"))(e)),
             }
         }
-        let key = format!("{}{rel}", src.incoming);
         match store
             .put(&key, Bytes::from_static(bytes), PutMode::Create)
             .await

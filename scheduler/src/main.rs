@@ -62,6 +62,9 @@ enum Command {
         /// List what would move, move nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print what moved, the conflicts and errors as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the config and print it with defaults filled in.
     Check,
@@ -200,24 +203,44 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Reprocess { prefix, dry_run } => {
+        Command::Reprocess {
+            prefix,
+            dry_run,
+            json,
+        } => {
             let store = loader::store::open(&config.source.url).await?;
             let r = ops::reprocess(&config, &*store, &prefix, dry_run).await?;
-            for k in &r.moved {
-                println!("{} {k}", if dry_run { "would move" } else { "moved" });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let verb = if dry_run { "would move" } else { "moved" };
+                for m in &r.moved {
+                    println!("{verb} {} -> {}", m.from, m.to);
+                }
+                for c in &r.conflicts {
+                    println!("CONFLICT {} -> {}: {}", c.key, c.target, c.reason);
+                }
+                for e in &r.errors {
+                    eprintln!("error: {e}");
+                }
+                println!(
+                    "{verb} {} file(s) from {} back to {}{}",
+                    r.moved.len(),
+                    config.source.failed,
+                    config.source.incoming,
+                    if r.conflicts.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} left in place (conflict)", r.conflicts.len())
+                    }
+                );
             }
-            for e in &r.errors {
-                eprintln!("error: {e}");
-            }
-            println!(
-                "{} {} file(s) from {} back to {}",
-                if dry_run { "would move" } else { "moved" },
-                r.moved.len(),
-                config.source.failed,
-                config.source.incoming
-            );
-            if !r.errors.is_empty() {
-                anyhow::bail!("{} file(s) could not be moved", r.errors.len());
+            if !r.errors.is_empty() || !r.conflicts.is_empty() {
+                anyhow::bail!(
+                    "{} file(s) could not be moved, {} conflict(s)",
+                    r.errors.len(),
+                    r.conflicts.len()
+                );
             }
         }
         Command::Tick { json } => {

@@ -21,6 +21,17 @@ pub struct TickMetrics {
     pub rows_loaded: u64,
     pub bytes_loaded: u64,
     pub tick_duration_ms: u64,
+    /// Files held in `incoming/` by an outage of their destination or of
+    /// the source store (counted against no file). Alarmed.
+    pub destination_errors: u64,
+    /// Moves out of `incoming/` that failed this tick.
+    pub move_errors: u64,
+    /// Files whose moves failed `max_attempts` times: no longer touched
+    /// until an operator acts. Alarmed.
+    pub files_stuck: u64,
+    /// 1 if the listing saw all of `incoming/`; 0 if it was cut short, so
+    /// BacklogFiles and BacklogBytes are lower bounds.
+    pub backlog_complete: u64,
 }
 
 /// Where metrics go. Contract: one `publish` per tick, all metrics in it.
@@ -107,6 +118,14 @@ impl MetricsSink for CloudWatchSink {
                 m.tick_duration_ms,
                 StandardUnit::Milliseconds,
             ),
+            datum(
+                "DestinationErrors",
+                m.destination_errors,
+                StandardUnit::Count,
+            ),
+            datum("MoveErrors", m.move_errors, StandardUnit::Count),
+            datum("FilesStuck", m.files_stuck, StandardUnit::Count),
+            datum("BacklogComplete", m.backlog_complete, StandardUnit::None),
         ];
         self.client
             .put_metric_data()

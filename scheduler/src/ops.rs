@@ -31,7 +31,7 @@ pub async fn status(config: &Config, store: &dyn ObjectStore) -> Result<Status> 
     let far = Instant::now() + Duration::from_secs(24 * 3600);
     let (backlog, _) = scan(store, &src.incoming, 0, 0, far).await?;
     let (failed, _) = scan(store, &src.failed, 0, 0, far).await?;
-    let attempts = Attempts::load(store, &format!("{}attempts.json", src.state)).await?;
+    let attempts = Attempts::load(store, &src.state_key("attempts.json")).await?;
     let now = Utc::now();
     Ok(Status {
         store: store.name().to_owned(),
@@ -43,15 +43,35 @@ pub async fn status(config: &Config, store: &dyn ObjectStore) -> Result<Status> 
     })
 }
 
+/// One file `reprocess` moved back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Moved {
+    pub from: String,
+    pub to: String,
+}
+
+/// A file `reprocess` left in `failed/` because its place in `incoming/`
+/// is taken (a producer sent a new file under that name).
+#[derive(Debug, Clone, Serialize)]
+pub struct Conflict {
+    pub key: String,
+    pub target: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Reprocessed {
-    pub moved: Vec<String>,
+    pub moved: Vec<Moved>,
+    pub conflicts: Vec<Conflict>,
     pub errors: Vec<String>,
     pub dry_run: bool,
 }
 
-/// Moves `failed/<prefix>...` back to `incoming/`, same relative paths.
-/// Error reports stay in `errors/` as history.
+/// Moves `failed/<prefix>...` back to `incoming/`, same relative paths
+/// (a version tag the layout added is taken off again). Never replaces
+/// anything: the copy is conditional on `incoming/<path>` not existing,
+/// and a file whose place is taken stays in `failed/` and is reported as a
+/// conflict. Error reports stay in `errors/` as history.
 pub async fn reprocess(
     config: &Config,
     store: &dyn ObjectStore,
@@ -70,28 +90,64 @@ pub async fn reprocess(
         ..Reprocessed::default()
     };
     if dry_run {
-        out.moved = objects.into_iter().map(|m| m.key).collect();
+        out.moved = objects
+            .into_iter()
+            .map(|m| Moved {
+                to: src.reprocess_key(&m.key),
+                from: m.key,
+            })
+            .collect();
         return Ok(out);
     }
     let results: Vec<_> = stream::iter(objects)
         .map(|meta| async move {
-            let rel = meta.key.strip_prefix(&src.failed).unwrap_or(&meta.key);
-            let to = format!("{}{rel}", src.incoming);
+            let to = src.reprocess_key(&meta.key);
+            match store.copy_if_absent(&meta, &to).await {
+                Ok(()) => {}
+                Err(loader::Error::Precondition { .. }) => {
+                    // Taken, or the failed copy changed: say which.
+                    return match store.head(&to).await {
+                        Ok(_) => Err(Ok(Conflict {
+                            key: meta.key.clone(),
+                            target: to,
+                            reason:
+                                "the target already exists (a newer file?); the failed copy stays"
+                                    .into(),
+                        })),
+                        Err(_) => Err(Err(format!(
+                            "{}: it changed since it was listed; not moved",
+                            meta.key
+                        ))),
+                    };
+                }
+                Err(e) => return Err(Err(format!("{}: {}", meta.key, chain(&e)))),
+            }
             store
-                .move_object(&meta, &to)
+                .delete(&meta.key, Some(&meta.etag))
                 .await
-                .map(|()| meta.key.clone())
-                .map_err(|e| format!("{}: {}", meta.key, chain(&e)))
+                .map(|()| Moved {
+                    from: meta.key.clone(),
+                    to,
+                })
+                .map_err(|e| {
+                    Err(format!(
+                        "{}: copied back, but deleting it failed: {}",
+                        meta.key,
+                        chain(&e)
+                    ))
+                })
         })
         .buffer_unordered(config.tick.move_concurrency)
         .collect()
         .await;
     for r in results {
         match r {
-            Ok(k) => out.moved.push(k),
-            Err(e) => out.errors.push(e),
+            Ok(m) => out.moved.push(m),
+            Err(Ok(c)) => out.conflicts.push(c),
+            Err(Err(e)) => out.errors.push(e),
         }
     }
-    out.moved.sort();
+    out.moved.sort_by(|a, b| a.from.cmp(&b.from));
+    out.conflicts.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
 }

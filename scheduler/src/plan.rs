@@ -1,6 +1,6 @@
 //! Routing and batching: which files go where, in which groups.
 
-use loader::config::{Router, TickConfig};
+use loader::config::{Router, SourceConfig, TickConfig};
 use loader::contract::{Batch, FileTask};
 use loader::store::ObjectMeta;
 
@@ -15,29 +15,41 @@ pub struct Plan {
 /// Groups `files` (oldest first) by destination and table, in order of
 /// first appearance, then cuts each group into batches of at most
 /// `batch_max_files` files and `batch_max_bytes` bytes (a single larger
-/// file gets a batch of its own).
-pub fn plan(files: Vec<ObjectMeta>, router: &Router, tick: &TickConfig, tick_id: &str) -> Plan {
-    let mut groups: Vec<((String, String), Vec<FileTask>)> = Vec::new();
+/// file gets a batch of its own). A file for which `alone` holds (it was in
+/// a batch whose worker died) gets a batch of its own too, so a poison file
+/// can only take itself down.
+pub fn plan(
+    files: Vec<ObjectMeta>,
+    router: &Router,
+    source: &SourceConfig,
+    tick: &TickConfig,
+    tick_id: &str,
+    alone: &dyn Fn(&ObjectMeta) -> bool,
+) -> Plan {
+    let mut groups: Vec<((String, String, usize), Vec<FileTask>)> = Vec::new();
     let mut unrouted = Vec::new();
-    for meta in files {
+    for (n, meta) in files.into_iter().enumerate() {
         let Some(route) = router.route(&meta.key) else {
             unrouted.push(meta);
             continue;
         };
+        // A group of its own: the third member is unique for a suspect.
+        let solo = if alone(&meta) { n + 1 } else { 0 };
         let task = FileTask {
+            processed_key: source.processed_key(&meta.key),
             key: meta.key,
             etag: meta.etag,
             size: meta.size,
             spec: route.spec(),
         };
-        let group = (route.destination.clone(), route.table.clone());
+        let group = (route.destination.clone(), route.table.clone(), solo);
         match groups.iter_mut().find(|(g, _)| *g == group) {
             Some((_, tasks)) => tasks.push(task),
             None => groups.push((group, vec![task])),
         }
     }
     let mut batches = Vec::new();
-    for ((destination, table), tasks) in groups {
+    for ((destination, table, _), tasks) in groups {
         let mut current: Vec<FileTask> = Vec::new();
         let mut bytes = 0;
         for task in tasks {
@@ -69,6 +81,7 @@ fn batch(tick_id: &str, n: usize, destination: &str, table: &str, files: Vec<Fil
         destination: destination.to_owned(),
         table: table.to_owned(),
         files,
+        check_only: false,
     }
 }
 
@@ -120,8 +133,11 @@ mod tests {
             meta("incoming/zzz", 1),
             meta("incoming/b/big", 500),
             meta("incoming/b/2", 10),
+            meta("incoming/a/suspect", 1),
+            meta("incoming/a/4", 1),
         ];
-        let plan = plan(files, &router, &tick, "t");
+        let alone = |m: &ObjectMeta| m.key.ends_with("suspect");
+        let plan = plan(files, &router, &config.source, &tick, "t", &alone);
         let shape: Vec<(String, Vec<String>)> = plan
             .batches
             .iter()
@@ -139,12 +155,17 @@ mod tests {
                     "a".into(),
                     vec!["incoming/a/1".into(), "incoming/a/2".into()]
                 ),
-                ("a".into(), vec!["incoming/a/3".into()]),
+                (
+                    "a".into(),
+                    vec!["incoming/a/3".into(), "incoming/a/4".into()]
+                ),
                 ("b".into(), vec!["incoming/b/1".into()]),
                 ("b".into(), vec!["incoming/b/big".into()]),
                 ("b".into(), vec!["incoming/b/2".into()]),
+                ("a".into(), vec!["incoming/a/suspect".into()]),
             ]
         );
+        assert_eq!(plan.batches[0].files[0].processed_key, "processed/a/1");
         assert_eq!(plan.unrouted.len(), 1);
         let ids: std::collections::HashSet<_> = plan.batches.iter().map(|b| &b.id).collect();
         assert_eq!(ids.len(), plan.batches.len());

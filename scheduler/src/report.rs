@@ -35,6 +35,13 @@ pub enum FileResult {
     /// Its outcome is final but the move did not complete; left in
     /// `incoming/`, and the ledger makes the next tick finish the job.
     MoveFailed,
+    /// Its moves failed `max_attempts` times: left in `incoming/` and no
+    /// longer dispatched or moved (the `FilesStuck` metric alarms) until an
+    /// operator fixes the cause (runbook, "FilesStuck").
+    Stuck,
+    /// No longer in `incoming/` as listed (another tick moved it, or it was
+    /// replaced): nothing done, no report written.
+    Gone,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +54,9 @@ pub struct FileLine {
     pub attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Where the file went (`processed/…` or `failed/…`), when it moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +76,15 @@ pub struct TickReport {
     pub retried: u64,
     pub deferred: u64,
     pub move_errors: u64,
+    /// Files left in `incoming/` because their destination (or the source
+    /// store) was unavailable: counted against no file.
+    pub destination_errors: u64,
+    /// Destinations this tick stopped dispatching to, with the error that
+    /// stopped it.
+    #[serde(default)]
+    pub unavailable: std::collections::BTreeMap<String, String>,
+    /// Files passed over because their moves keep failing.
+    pub stuck: u64,
     pub rows: u64,
     pub bytes: u64,
     /// Where the time went: listing; loading (from the first dispatch until
@@ -94,6 +113,9 @@ impl TickReport {
             retried: 0,
             deferred: 0,
             move_errors: 0,
+            destination_errors: 0,
+            unavailable: Default::default(),
+            stuck: 0,
             rows: 0,
             bytes: 0,
             list_ms: 0,
@@ -147,7 +169,9 @@ impl fmt::Display for TickReport {
                     format!("retry later (attempt {})", line.attempts.unwrap_or(0))
                 }
                 FileResult::Deferred => "deferred to the next tick".into(),
-                FileResult::MoveFailed => "loaded, move failed (next tick finishes it)".into(),
+                FileResult::MoveFailed => "move failed (next tick finishes it)".into(),
+                FileResult::Stuck => "STUCK: moves keep failing".into(),
+                FileResult::Gone => "gone (moved by another tick)".into(),
             };
             write!(f, "  {:<16} {}", what, line.key)?;
             if let Some(reason) = &line.reason {
@@ -155,10 +179,30 @@ impl fmt::Display for TickReport {
             }
             writeln!(f)?;
         }
+        for (destination, error) in &self.unavailable {
+            writeln!(
+                f,
+                "  destination {destination} unavailable; its files stay in incoming/, no attempt counted: {error}"
+            )?;
+        }
         writeln!(
             f,
-            "  => {} loaded ({} rows), {} already loaded, {} failed, {} to retry, {} deferred, {} move errors",
-            self.loaded, self.rows, self.already_loaded, self.failed, self.retried, self.deferred, self.move_errors
+            "  => {} loaded ({} rows), {} already loaded, {} failed, {} to retry, {} deferred, {} move errors{}",
+            self.loaded,
+            self.rows,
+            self.already_loaded,
+            self.failed,
+            self.retried,
+            self.deferred,
+            self.move_errors,
+            if self.destination_errors + self.stuck > 0 {
+                format!(
+                    ", {} held back by an outage, {} stuck",
+                    self.destination_errors, self.stuck
+                )
+            } else {
+                String::new()
+            }
         )
     }
 }

@@ -1,6 +1,6 @@
 //! Listing `incoming/`: the backlog counts and the X oldest files.
 
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -57,6 +57,44 @@ pub async fn scan(
     max_bytes: u64,
     deadline: Instant,
 ) -> Result<(Backlog, Vec<ObjectMeta>)> {
+    let s = scan_with(
+        store,
+        prefix,
+        max_files,
+        max_bytes,
+        deadline,
+        &BTreeSet::new(),
+        &|_| false,
+    )
+    .await?;
+    Ok((s.backlog, s.selected))
+}
+
+/// What [`scan_with`] found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub backlog: Backlog,
+    /// The oldest files that fit, oldest first.
+    pub selected: Vec<ObjectMeta>,
+    /// Those of the watched keys the listing saw.
+    pub seen: BTreeSet<String>,
+    /// Files counted in the backlog but passed over because `skip` said so.
+    pub skipped: Vec<ObjectMeta>,
+}
+
+/// [`scan`], also noting which of `watched` exist and passing over (not
+/// selecting) the files `skip` names.
+pub async fn scan_with(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    max_files: usize,
+    max_bytes: u64,
+    deadline: Instant,
+    watched: &BTreeSet<String>,
+    skip: &dyn Fn(&ObjectMeta) -> bool,
+) -> Result<Scan> {
+    let mut seen = BTreeSet::new();
+    let mut skipped = Vec::new();
     let mut backlog = Backlog {
         complete: true,
         ..Backlog::default()
@@ -76,6 +114,13 @@ pub async fn scan(
                 Some(t) => t.min(meta.last_modified),
                 None => meta.last_modified,
             });
+            if watched.contains(&meta.key) {
+                seen.insert(meta.key.clone());
+            }
+            if skip(&meta) {
+                skipped.push(meta);
+                continue;
+            }
             if max_files > 0 {
                 heap.push(ByAge(meta));
                 if heap.len() > max_files {
@@ -101,5 +146,10 @@ pub async fn scan(
         })
         .map(|(_, m)| m)
         .collect();
-    Ok((backlog, selected))
+    Ok(Scan {
+        backlog,
+        selected,
+        seen,
+        skipped,
+    })
 }

@@ -1,7 +1,7 @@
 //! One tick: lease, list, select, route, batch, dispatch, move, metrics.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -9,9 +9,9 @@ use chrono::Utc;
 use fanout::Fanout;
 use futures::{stream, StreamExt};
 use loader::config::{Config, Router};
-use loader::contract::{Batch, BatchOutcome, Outcome};
+use loader::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use loader::error::chain;
-use loader::store::{ObjectMeta, ObjectStore, PutMode};
+use loader::store::{archive, place, ObjectMeta, ObjectStore, PutMode};
 use serde::Serialize;
 
 use crate::attempts::Attempts;
@@ -20,7 +20,7 @@ use crate::lease::{self, Acquired};
 use crate::metrics::{MetricsSink, TickMetrics};
 use crate::plan::plan;
 use crate::report::{FileLine, FileResult, LeaseStatus, TickReport};
-use crate::scan::scan;
+use crate::scan::scan_with;
 
 /// Runs ticks against one bucket.
 pub struct Scheduler {
@@ -32,6 +32,14 @@ pub struct Scheduler {
     owner: String,
 }
 
+/// Which batch a file's outcome came from, for its report.
+#[derive(Debug, Clone)]
+struct Origin {
+    batch_id: String,
+    destination: String,
+    table: String,
+}
+
 /// What the tick decided for a file whose dispatch is over.
 enum Disposition {
     /// Loaded now or before: to `processed/`.
@@ -40,10 +48,22 @@ enum Disposition {
     Fail {
         reason: String,
         attempts: u32,
-        batch: Option<(String, String, String)>,
+        origin: Option<Origin>,
     },
-    /// Stays in `incoming/`.
-    Retry { reason: String, attempts: u32 },
+    /// Its attempts are used up, but its last outcome is uncertain (a lost
+    /// answer, a dead worker): ask the ledger before failing it.
+    Verify {
+        task: FileTask,
+        reason: String,
+        attempts: u32,
+        origin: Origin,
+    },
+    /// Stays in `incoming/`. `counted` says whether the attempt counted.
+    Retry {
+        reason: String,
+        attempts: u32,
+        counted: bool,
+    },
 }
 
 /// `errors/<path>.json`.
@@ -95,7 +115,7 @@ impl Scheduler {
     }
 
     fn state_key(&self, name: &str) -> String {
-        format!("{}{name}", self.config.source.state)
+        self.config.source.state_key(name)
     }
 
     /// Runs one tick with the configured deadline.
@@ -139,27 +159,60 @@ impl Scheduler {
     async fn run(&self, report: &mut TickReport, deadline: Instant) -> Result<()> {
         let src = &self.config.source;
         let tick = &self.config.tick;
+        let mut attempts = Attempts::load(&*self.store, &self.state_key("attempts.json")).await?;
         let phase = Instant::now();
-        let (backlog, selected) = scan(
+        let watched = attempts.keys().cloned().collect();
+        let max_moves = tick.max_attempts;
+        let stuck = |m: &ObjectMeta| {
+            attempts
+                .current(&m.key, &m.etag)
+                .is_some_and(|a| a.move_failures >= max_moves)
+        };
+        let scanned = scan_with(
             &*self.store,
             &src.incoming,
             tick.max_files,
             tick.max_bytes,
             deadline,
+            &watched,
+            &stuck,
         )
         .await?;
         report.list_ms = phase.elapsed().as_millis() as u64;
-        report.backlog = backlog;
-        report.selected = selected.len() as u64;
-        if selected.is_empty() {
-            return Ok(());
+        report.backlog = scanned.backlog;
+        report.selected = scanned.selected.len() as u64;
+        if report.backlog.complete {
+            attempts.prune(&scanned.seen);
         }
-        let mut attempts = Attempts::load(&*self.store, &self.state_key("attempts.json")).await?;
+        let mut lines: Vec<FileLine> = scanned
+            .skipped
+            .iter()
+            .map(|m| FileLine {
+                key: m.key.clone(),
+                result: FileResult::Stuck,
+                rows: None,
+                attempts: None,
+                reason: attempts.current(&m.key, &m.etag).map(|a| {
+                    format!(
+                        "{} moves failed; last error: {}",
+                        a.move_failures, a.last_error
+                    )
+                }),
+                moved_to: None,
+            })
+            .collect();
+        report.stuck = lines.len() as u64;
+        let selected = scanned.selected;
+        if selected.is_empty() {
+            report.files = lines;
+            return attempts.save(&*self.store).await;
+        }
         let by_key: HashMap<String, ObjectMeta> = selected
             .iter()
             .map(|m| (m.key.clone(), m.clone()))
             .collect();
-        let plan = plan(selected, &self.router, tick, &report.tick_id);
+        let alone = |m: &ObjectMeta| attempts.current(&m.key, &m.etag).is_some_and(|a| a.suspect);
+        let plan = plan(selected, &self.router, src, tick, &report.tick_id, &alone);
         report.batches = plan.batches.len() as u64;
 
         let decided: Vec<(ObjectMeta, Disposition)> = plan
@@ -168,7 +221,7 @@ impl Scheduler {
             .map(|m| {
                 let reason = format!(
                     "no route: no [[route]] pattern matches {:?}",
-                    m.key.strip_prefix(&src.incoming).unwrap_or(&m.key)
+                    src.relative(&m.key)
                 );
                 let attempts = attempts.get(&m.key, &m.etag) + 1;
                 (
@@ -176,22 +229,25 @@ impl Scheduler {
                     Disposition::Fail {
                         reason,
                         attempts,
-                        batch: None,
+                        origin: None,
                     },
                 )
             })
             .collect();
 
         // Dispatch at most C batches at a time; once the deadline passes no
-        // new batch starts, and the rest wait for the next tick. Each
-        // batch's files are moved as soon as it returns, while later
-        // batches still load.
+        // new batch starts, and the rest wait for the next tick. A
+        // destination that fails as a destination (down, refusing, missing
+        // a table) gets no further batch this tick. Each batch's files are
+        // moved as soon as it returns, while later batches still load.
         let batches = plan.batches;
         let mut dispatched = 0usize;
+        let unavailable: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
         let tick_id = report.tick_id.clone();
         let phase = Instant::now();
         let mut load_ms = 0;
-        let mut lines: Vec<FileLine> = {
+        let settled: Vec<(FileLine, bool)> = {
+            let unavailable = &unavailable;
             let loaded = stream::iter(batches.iter().cloned())
                 .take_while(|_| {
                     let go = Instant::now() < deadline;
@@ -199,14 +255,32 @@ impl Scheduler {
                     futures::future::ready(go)
                 })
                 .map(|batch| async move {
-                    let outcome = self.fanout.dispatch(batch.clone()).await;
-                    let outcome = batch.reconcile(outcome);
+                    let down = unavailable
+                        .lock()
+                        .expect("not poisoned")
+                        .get(&batch.destination)
+                        .cloned();
+                    let outcome = match down {
+                        Some(error) => batch.all_failed(
+                            true,
+                            &format!("not dispatched: the destination is unavailable ({error})"),
+                            Cause::Destination,
+                        ),
+                        None => batch.reconcile(self.fanout.dispatch(batch.clone()).await),
+                    };
                     (batch, outcome)
                 })
                 .buffer_unordered(tick.concurrency)
                 .flat_map(|(batch, outcome)| {
                     load_ms = phase.elapsed().as_millis() as u64;
-                    stream::iter(self.decide(&batch, outcome, &by_key, &mut attempts, report))
+                    stream::iter(self.decide(
+                        &batch,
+                        outcome,
+                        &by_key,
+                        &mut attempts,
+                        report,
+                        unavailable,
+                    ))
                 });
             stream::iter(decided)
                 .chain(loaded)
@@ -215,30 +289,52 @@ impl Scheduler {
                 .collect()
                 .await
         };
+        report.unavailable = unavailable.into_inner().expect("not poisoned");
         report.load_ms = load_ms;
         report.move_ms = (phase.elapsed().as_millis() as u64).saturating_sub(load_ms);
         for batch in &batches[dispatched..] {
             for f in &batch.files {
+                report.deferred += 1;
                 lines.push(FileLine {
                     key: f.key.clone(),
                     result: FileResult::Deferred,
                     rows: None,
                     attempts: None,
                     reason: None,
+                    moved_to: None,
                 });
             }
         }
-        for line in &lines {
+        for (line, settled) in settled {
             match line.result {
-                FileResult::Loaded | FileResult::AlreadyLoaded => attempts.forget(&line.key),
+                FileResult::Loaded | FileResult::AlreadyLoaded | FileResult::Gone => {
+                    attempts.forget(&line.key)
+                }
                 FileResult::Failed => {
                     report.failed += 1;
                     attempts.forget(&line.key);
                 }
                 FileResult::Retry => report.retried += 1,
                 FileResult::Deferred => report.deferred += 1,
-                FileResult::MoveFailed => report.move_errors += 1,
+                FileResult::MoveFailed => {
+                    report.move_errors += 1;
+                    if let Some(meta) = by_key.get(&line.key) {
+                        let n = attempts.move_failed(
+                            &meta.key,
+                            &meta.etag,
+                            line.reason.as_deref().unwrap_or_default(),
+                        );
+                        if n >= max_moves {
+                            tracing::error!(key = %meta.key, moves = n, "moves keep failing: the file is stuck until an operator acts");
+                        }
+                    }
+                }
+                FileResult::Stuck => {}
             }
+            if settled {
+                report.already_loaded += 1;
+            }
+            lines.push(line);
         }
         report.files = lines;
         report.files.sort_by(|a, b| a.key.cmp(&b.key));
@@ -246,7 +342,7 @@ impl Scheduler {
     }
 
     /// Turns a batch's outcomes into what to do with each file, counting
-    /// loads and attempts.
+    /// loads and attempts. Only a file's own fault counts an attempt.
     fn decide(
         &self,
         batch: &Batch,
@@ -254,18 +350,20 @@ impl Scheduler {
         by_key: &HashMap<String, ObjectMeta>,
         attempts: &mut Attempts,
         report: &mut TickReport,
+        unavailable: &Mutex<BTreeMap<String, String>>,
     ) -> Vec<(ObjectMeta, Disposition)> {
-        let origin = || {
-            Some((
-                batch.id.clone(),
-                batch.destination.clone(),
-                batch.table.clone(),
-            ))
+        let origin = || Origin {
+            batch_id: batch.id.clone(),
+            destination: batch.destination.clone(),
+            table: batch.table.clone(),
         };
+        let max = self.config.tick.max_attempts;
+        let shared = batch.files.len() > 1;
         outcome
             .files
             .into_iter()
-            .map(|f| {
+            .zip(&batch.files)
+            .map(|(f, task)| {
                 let meta = by_key[&f.key].clone();
                 let d = match f.outcome {
                     Outcome::Loaded { rows, bytes } => {
@@ -278,120 +376,278 @@ impl Scheduler {
                         report.already_loaded += 1;
                         Disposition::Done { rows: None }
                     }
+                    // An outage: nothing counts, and the destination gets
+                    // no more batches this tick.
                     Outcome::Failed {
-                        retryable: true,
                         reason,
+                        cause: cause @ (Cause::Destination | Cause::Source),
+                        ..
                     } => {
-                        let n = attempts.bump(&meta.key, &meta.etag, &reason);
-                        if n >= self.config.tick.max_attempts {
-                            Disposition::Fail {
-                                reason: format!("gave up after {n} attempts; last error: {reason}"),
-                                attempts: n,
-                                batch: origin(),
-                            }
-                        } else {
-                            Disposition::Retry {
-                                reason,
-                                attempts: n,
-                            }
+                        report.destination_errors += 1;
+                        if cause == Cause::Destination {
+                            unavailable
+                                .lock()
+                                .expect("not poisoned")
+                                .entry(batch.destination.clone())
+                                .or_insert_with(|| reason.clone());
+                        }
+                        attempts.note(&meta.key, &meta.etag, &reason);
+                        Disposition::Retry {
+                            attempts: attempts.get(&meta.key, &meta.etag),
+                            reason,
+                            counted: false,
+                        }
+                    }
+                    // The worker died with a shared batch: any file may be
+                    // the poison. None is counted; each runs alone next.
+                    Outcome::Failed {
+                        reason,
+                        cause: Cause::Worker,
+                        ..
+                    } if shared => {
+                        attempts.suspect(&meta.key, &meta.etag, &reason);
+                        Disposition::Retry {
+                            attempts: attempts.get(&meta.key, &meta.etag),
+                            reason: format!("{reason} (its batch will be split)"),
+                            counted: false,
                         }
                     }
                     Outcome::Failed {
-                        retryable: false,
+                        retryable,
                         reason,
-                    } => Disposition::Fail {
-                        reason,
-                        attempts: attempts.get(&meta.key, &meta.etag) + 1,
-                        batch: origin(),
-                    },
+                        cause,
+                    } => {
+                        let alone = cause == Cause::Worker;
+                        if retryable || alone {
+                            let n = attempts.bump(&meta.key, &meta.etag, &reason);
+                            let reason = if alone {
+                                format!("the worker died or timed out while loading this file alone: {reason}")
+                            } else {
+                                reason
+                            };
+                            if n >= max {
+                                Disposition::Verify {
+                                    task: task.clone(),
+                                    reason: format!(
+                                        "gave up after {n} attempts; last error: {reason}"
+                                    ),
+                                    attempts: n,
+                                    origin: origin(),
+                                }
+                            } else {
+                                Disposition::Retry {
+                                    reason,
+                                    attempts: n,
+                                    counted: true,
+                                }
+                            }
+                        } else {
+                            // Permanent and the file's own: the worker
+                            // consulted the ledger before loading it.
+                            Disposition::Fail {
+                                reason,
+                                attempts: attempts.get(&meta.key, &meta.etag) + 1,
+                                origin: Some(origin()),
+                            }
+                        }
+                    }
                 };
                 (meta, d)
             })
             .collect()
     }
 
+    /// Asks the ledger whether a file with an uncertain last outcome was in
+    /// fact loaded: a check-only batch through the same fanout.
+    async fn verify(
+        &self,
+        task: FileTask,
+        reason: String,
+        attempts: u32,
+        origin: Origin,
+    ) -> Disposition {
+        let check = Batch {
+            id: format!("{}-check", origin.batch_id),
+            destination: origin.destination.clone(),
+            table: origin.table.clone(),
+            files: vec![task],
+            check_only: true,
+        };
+        let outcome = check.reconcile(self.fanout.dispatch(check.clone()).await);
+        match outcome.files.into_iter().next().map(|f| f.outcome) {
+            Some(Outcome::AlreadyLoaded) => Disposition::Done { rows: None },
+            Some(Outcome::Failed {
+                cause: Cause::File, ..
+            }) => Disposition::Fail {
+                reason,
+                attempts,
+                origin: Some(origin),
+            },
+            other => Disposition::Retry {
+                reason: format!(
+                    "{reason}; and the ledger could not be asked whether it was loaded ({}), so it stays",
+                    match other {
+                        Some(Outcome::Failed { reason, .. }) => reason,
+                        _ => "no answer".into(),
+                    }
+                ),
+                attempts,
+                counted: false,
+            },
+        }
+    }
+
     /// Carries out one file's disposition. Never fails: a move that does not
-    /// complete leaves the file in `incoming/`, which is always safe.
-    async fn settle(&self, meta: ObjectMeta, d: Disposition, tick_id: &str) -> FileLine {
+    /// complete leaves the file in `incoming/`, which is always safe. The
+    /// second member is true when asking the ledger found the file loaded
+    /// after all (it then counts as already loaded).
+    async fn settle(&self, meta: ObjectMeta, d: Disposition, tick_id: &str) -> (FileLine, bool) {
         let src = &self.config.source;
-        let rel = meta
-            .key
-            .strip_prefix(&src.incoming)
-            .unwrap_or(&meta.key)
-            .to_owned();
-        let line = |result, rows, attempts, reason| FileLine {
+        let line = |result, rows, attempts, reason, moved_to| FileLine {
             key: meta.key.clone(),
             result,
             rows,
             attempts,
             reason,
+            moved_to,
         };
-        match d {
-            Disposition::Retry { reason, attempts } => {
-                line(FileResult::Retry, None, Some(attempts), Some(reason))
-            }
+        let (d, verified) = match d {
+            Disposition::Verify {
+                task,
+                reason,
+                attempts,
+                origin,
+            } => match self.verify(task, reason, attempts, origin).await {
+                d @ Disposition::Done { .. } => {
+                    tracing::info!(key = %meta.key, "the ledger has it: loaded after all; not failed");
+                    (d, true)
+                }
+                d => (d, false),
+            },
+            d => (d, false),
+        };
+        let l = match d {
+            Disposition::Verify { .. } => unreachable!("verified above"),
+            Disposition::Retry {
+                reason,
+                attempts,
+                counted,
+            } => line(
+                FileResult::Retry,
+                None,
+                counted.then_some(attempts),
+                Some(reason),
+                None,
+            ),
             Disposition::Done { rows } => {
                 let result = if rows.is_some() {
                     FileResult::Loaded
                 } else {
                     FileResult::AlreadyLoaded
                 };
-                match self
-                    .store
-                    .move_object(&meta, &format!("{}{rel}", src.processed))
-                    .await
-                {
-                    Ok(()) => line(result, rows, None, None),
+                match archive(&*self.store, &meta, &src.processed_key(&meta.key)).await {
+                    Ok(to) => line(result, rows, None, None, Some(to)),
+                    Err(loader::Error::Precondition { key, .. }) if key == meta.key => {
+                        // Moved by another tick, or replaced by a new version
+                        // (which stays for the next tick).
+                        line(FileResult::Gone, rows, None, None, None)
+                    }
                     Err(e) => {
                         let reason = format!("move to {} failed: {}", src.processed, chain(&e));
                         tracing::warn!(key = %meta.key, error = %reason, "move failed; the ledger will finish it next tick");
-                        line(FileResult::MoveFailed, rows, None, Some(reason))
+                        line(FileResult::MoveFailed, rows, None, Some(reason), None)
                     }
                 }
             }
             Disposition::Fail {
                 reason,
                 attempts,
-                batch,
-            } => {
-                let failed_key = format!("{}{rel}", src.failed);
-                let report = ErrorReport {
-                    key: &meta.key,
-                    failed_key: &failed_key,
-                    etag: &meta.etag,
-                    size: meta.size,
-                    reason: &reason,
-                    attempts,
-                    batch_id: batch.as_ref().map(|b| b.0.as_str()),
-                    destination: batch.as_ref().map(|b| b.1.as_str()),
-                    table: batch.as_ref().map(|b| b.2.as_str()),
-                    tick_id,
-                    time: Utc::now(),
-                };
-                let body =
-                    Bytes::from(serde_json::to_vec_pretty(&report).expect("report serialises"));
-                let report_key = format!("{}{rel}.json", src.errors);
-                // The report first: a file in failed/ always has its reason.
-                let moved = match self.store.put(&report_key, body, PutMode::Overwrite).await {
-                    Ok(_) => self.store.move_object(&meta, &failed_key).await,
-                    Err(e) => Err(e),
-                };
-                match moved {
-                    Ok(()) => {
-                        tracing::warn!(key = %meta.key, %reason, "file failed; moved to {}", src.failed);
-                        line(FileResult::Failed, None, Some(attempts), Some(reason))
-                    }
-                    Err(e) => {
-                        let why = format!(
-                            "{reason}; and moving it to {} failed: {}",
-                            src.failed,
-                            chain(&e)
-                        );
-                        tracing::warn!(key = %meta.key, error = %why, "could not move a failed file; it stays in incoming/");
-                        line(FileResult::MoveFailed, None, Some(attempts), Some(why))
-                    }
+                origin,
+            } => match self.fail(&meta, &reason, attempts, origin, tick_id).await {
+                Ok(Some(to)) => {
+                    tracing::warn!(key = %meta.key, %reason, "file failed; moved to {to}");
+                    line(
+                        FileResult::Failed,
+                        None,
+                        Some(attempts),
+                        Some(reason),
+                        Some(to),
+                    )
                 }
+                Ok(None) => line(FileResult::Gone, None, None, None, None),
+                Err(e) => {
+                    let why = format!(
+                        "{reason}; and moving it to {} failed: {}",
+                        src.failed,
+                        chain(&e)
+                    );
+                    tracing::warn!(key = %meta.key, error = %why, "could not move a failed file; it stays in incoming/");
+                    line(
+                        FileResult::MoveFailed,
+                        None,
+                        Some(attempts),
+                        Some(why),
+                        None,
+                    )
+                }
+            },
+        };
+        (l, verified)
+    }
+
+    /// Moves a failed file to `failed/` with its report, never replacing
+    /// a different object (see `loader::layout`). Returns where it went, or
+    /// `None` if it is no longer in `incoming/` as listed (another tick
+    /// moved it): then no report is written.
+    async fn fail(
+        &self,
+        meta: &ObjectMeta,
+        reason: &str,
+        attempts: u32,
+        origin: Option<Origin>,
+        tick_id: &str,
+    ) -> loader::Result<Option<String>> {
+        let src = &self.config.source;
+        match self.store.head(&meta.key).await {
+            Ok(now) if now.etag == meta.etag => {}
+            Ok(_) | Err(loader::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        // Copy, then the report, then the delete: the report names where
+        // the file went, and a file leaves incoming/ only once both exist.
+        let failed_key = match place(&*self.store, meta, &src.failed_key(&meta.key)).await {
+            Ok(k) => k,
+            Err(loader::Error::Precondition { key, .. }) if key == meta.key => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let report = ErrorReport {
+            key: &meta.key,
+            failed_key: &failed_key,
+            etag: &meta.etag,
+            size: meta.size,
+            reason,
+            attempts,
+            batch_id: origin.as_ref().map(|b| b.batch_id.as_str()),
+            destination: origin.as_ref().map(|b| b.destination.as_str()),
+            table: origin.as_ref().map(|b| b.table.as_str()),
+            tick_id,
+            time: Utc::now(),
+        };
+        let body = Bytes::from(serde_json::to_vec_pretty(&report).expect("report serialises"));
+        let plain = src.report_key(&failed_key);
+        match self.store.put(&plain, body.clone(), PutMode::Create).await {
+            Ok(_) => {}
+            // An earlier report of another failure under this name: keep it.
+            Err(loader::Error::Precondition { .. }) => {
+                let ours = src.report_key_for_tick(&failed_key, tick_id);
+                self.store.put(&ours, body, PutMode::Overwrite).await?;
             }
+            Err(e) => return Err(e),
+        }
+        match self.store.delete(&meta.key, Some(&meta.etag)).await {
+            Ok(()) => Ok(Some(failed_key)),
+            Err(loader::Error::Precondition { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -406,6 +662,10 @@ impl Scheduler {
             rows_loaded: report.rows,
             bytes_loaded: report.bytes,
             tick_duration_ms: report.duration_ms,
+            destination_errors: report.destination_errors,
+            move_errors: report.move_errors,
+            files_stuck: report.stuck,
+            backlog_complete: u64::from(report.backlog.complete),
         };
         let m = &self.config.metrics;
         if let Err(e) = self

@@ -23,7 +23,7 @@ use tokio::sync::OnceCell;
 
 use super::Destination;
 use crate::config::SourceConfig;
-use crate::contract::{Batch, BatchOutcome, FileTask, Outcome};
+use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
 use crate::format::netcdf::{self, iso, ForecastFile};
 use crate::store::ObjectStore;
@@ -39,8 +39,7 @@ const MAX_TRIES: u32 = 8;
 pub struct Dynamodb {
     name: String,
     max_file_bytes: u64,
-    incoming: String,
-    processed: String,
+    source: SourceConfig,
     client: OnceCell<aws_sdk_dynamodb::Client>,
 }
 
@@ -49,8 +48,7 @@ impl Dynamodb {
         Self {
             name: name.to_owned(),
             max_file_bytes,
-            incoming: source.incoming.clone(),
-            processed: source.processed.clone(),
+            source: source.clone(),
             client: OnceCell::new(),
         }
     }
@@ -72,13 +70,10 @@ impl Dynamodb {
             .await
     }
 
-    fn error(&self, message: String, retryable: bool) -> Error {
-        Error::Destination {
-            destination: self.name.clone(),
-            message,
-            retryable,
-            source: None,
-        }
+    /// Trouble on our side of the call (a temporary file, a panicking
+    /// reader): an outage of this worker, not the file's fault.
+    fn error(&self, message: String) -> Error {
+        Error::outage(&self.name, message, None, None)
     }
 
     async fn index_file(
@@ -99,11 +94,11 @@ impl Dynamodb {
         }
         // libnetcdf reads from a path: copy the pinned version to /tmp.
         let tmp = tempfile::NamedTempFile::new()
-            .map_err(|e| self.error(format!("temporary file: {e}"), true))?;
+            .map_err(|e| self.error(format!("temporary file: {e}")))?;
         let mut object = store.get(&file.key, Some(&file.etag)).await?;
         let mut out = tokio::fs::File::from_std(
             tmp.reopen()
-                .map_err(|e| self.error(format!("temporary file: {e}"), true))?,
+                .map_err(|e| self.error(format!("temporary file: {e}")))?,
         );
         let copied = tokio::io::copy(
             &mut (&mut object.body).take(self.max_file_bytes + 1),
@@ -128,7 +123,7 @@ impl Dynamodb {
         let path = tmp.path().to_owned();
         let forecast = tokio::task::spawn_blocking(move || netcdf::read(&path, &key))
             .await
-            .map_err(|e| self.error(format!("netCDF reader panicked: {e}"), false))??;
+            .map_err(|e| self.error(format!("netCDF reader panicked: {e}")))??;
         drop(tmp);
         let object_url = format!("{}/{processed}", store.name());
         let items = items(&forecast, processed, &object_url, file);
@@ -180,12 +175,12 @@ impl Dynamodb {
                 Err(err) => {
                     let service = err.into_service_error();
                     let code = service.code().unwrap_or("unknown").to_owned();
-                    // Only a bad item is the file's fault. A missing table
-                    // or denied access is the destination being unavailable:
-                    // retryable, but by a later tick (max_attempts decides),
-                    // not by this loop, which is for throttling, 5xx and
-                    // connection errors (no code).
-                    let retryable = code != "ValidationException";
+                    // Only a bad item is the file's fault. A missing table,
+                    // denied access or throttling that outlasts this loop is
+                    // the destination being unavailable: retried by a later
+                    // tick and counted against no file. This loop retries in
+                    // place only throttling, 5xx and connection errors.
+                    let file = code == "ValidationException";
                     let transient = matches!(
                         code.as_str(),
                         "ProvisionedThroughputExceededException"
@@ -203,7 +198,13 @@ impl Dynamodb {
                         return Err(Error::Destination {
                             destination: self.name.clone(),
                             message,
-                            retryable,
+                            code: Some(code),
+                            retryable: !file,
+                            cause: if file {
+                                Cause::File
+                            } else {
+                                Cause::Destination
+                            },
                             source: Some(Box::new(service)),
                         });
                     }
@@ -211,13 +212,10 @@ impl Dynamodb {
                 }
             }
         }
-        Err(self.error(
-            format!(
-                "{} items still unprocessed after {MAX_TRIES} tries (throttled)",
-                pending.len()
-            ),
-            true,
-        ))
+        Err(self.error(format!(
+            "{} items still unprocessed after {MAX_TRIES} tries (throttled)",
+            pending.len()
+        )))
     }
 }
 
@@ -276,9 +274,12 @@ impl Destination for Dynamodb {
     async fn load(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> BatchOutcome {
         let mut files = Vec::with_capacity(batch.files.len());
         for file in &batch.files {
-            let processed = match file.key.strip_prefix(&self.incoming) {
-                Some(rel) => format!("{}{rel}", self.processed),
-                None => file.key.clone(),
+            // The scheduler names the file's place in processed/ (the
+            // layout's rule); an older scheduler sent none.
+            let processed = if file.processed_key.is_empty() {
+                self.source.processed_key(&file.key)
+            } else {
+                file.processed_key.clone()
             };
             let outcome = match self
                 .index_file(&batch.table, file, &store, &processed)
@@ -288,6 +289,9 @@ impl Destination for Dynamodb {
                     rows,
                     bytes: file.size,
                 },
+                // The table is missing, access denied, throttled for good:
+                // the rest of the batch would fare no better.
+                Err(e) if e.cause() == Cause::Destination => return batch.all_failed_with(&e),
                 Err(e) => {
                     tracing::debug!(key = %file.key, error = %chain(&e), "index failed");
                     Outcome::failed(&e)
@@ -343,16 +347,15 @@ pub async fn query(
     for item in pages {
         let item = item.map_err(|err| {
             let service = err.into_service_error();
-            Error::Destination {
-                destination: table.to_owned(),
-                message: format!(
-                    "Query {TIME_INDEX}: {}: {}",
-                    service.code().unwrap_or("unknown"),
+            Error::outage(
+                table,
+                format!(
+                    "Query {TIME_INDEX}: {}",
                     service.message().unwrap_or_default()
                 ),
-                retryable: true,
-                source: Some(Box::new(service)),
-            }
+                service.code().map(str::to_owned),
+                Some(Box::new(service)),
+            )
         })?;
         let variables: Vec<String> = item
             .get("variables")
@@ -429,16 +432,12 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Res
         .await
         .map_err(|err| {
             let service = err.into_service_error();
-            Error::Destination {
-                destination: table.to_owned(),
-                message: format!(
-                    "CreateTable: {}: {}",
-                    service.code().unwrap_or("unknown"),
-                    service.message().unwrap_or_default()
-                ),
-                retryable: false,
-                source: Some(Box::new(service)),
-            }
+            Error::outage(
+                table,
+                format!("CreateTable: {}", service.message().unwrap_or_default()),
+                service.code().map(str::to_owned),
+                Some(Box::new(service)),
+            )
         })?;
     Ok(())
 }

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use tokio::runtime::Handle;
 
 use crate::config::{Config, DestinationConfig, SourceConfig};
-use crate::contract::{Batch, BatchOutcome, FileOutcome, FileTask, Outcome};
+use crate::contract::{Batch, BatchOutcome, Cause, FileOutcome, FileTask, Outcome};
 use crate::error::Result;
 use crate::format::{self, RecordReader};
 use crate::store::ObjectStore;
@@ -35,6 +35,14 @@ pub const LEDGER_TABLE: &str = "s3loader_ledger";
 pub trait Destination: Send + Sync + std::fmt::Debug {
     /// Loads the batch, reading each file through `store`.
     async fn load(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> BatchOutcome;
+
+    /// Whether the ledger holds each file's `(key, ETag)`, in order. Asked
+    /// before a file whose last outcome is uncertain goes to `failed/`. A
+    /// destination without a ledger (the idempotent forecast index) says
+    /// no: failing such a file again loses nothing.
+    async fn loaded(&self, files: &[FileTask]) -> Result<Vec<bool>> {
+        Ok(vec![false; files.len()])
+    }
 }
 
 /// Builds the destination named `name` from its config, resolving secrets.
@@ -85,6 +93,7 @@ pub(crate) fn uncommit(files: &mut [FileOutcome], reason: &str) {
             f.outcome = Outcome::Failed {
                 retryable: true,
                 reason: format!("the batch's transaction did not commit: {reason}"),
+                cause: Cause::Destination,
             };
         }
     }

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, OnceCell};
 use tokio_postgres::{Client, NoTls};
 
 use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
-use crate::contract::{Batch, BatchOutcome, FileTask, Outcome};
+use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
 use crate::format::Row;
 use crate::store::ObjectStore;
@@ -61,16 +61,14 @@ impl Postgres {
         })
     }
 
+    /// Classifies a PostgreSQL error by whose fault it is (see [`fault`])
+    /// and keeps the server's own message and SQLSTATE.
     fn error(&self, what: impl std::fmt::Display, e: tokio_postgres::Error) -> Error {
-        // No SQLSTATE means the connection itself failed. Of the rest,
-        // connection, transaction-rollback, resource and operator classes
-        // pass; data and definition errors stay.
-        let retryable = e
-            .code()
-            .is_none_or(|c| matches!(&c.code()[..2], "08" | "40" | "53" | "57" | "58"));
+        let code = e.code().map(|c| c.code().to_owned());
+        let (cause, retryable) = fault(code.as_deref());
         let message = match e.as_db_error() {
             Some(db) => {
-                let mut m = format!("{what}: {} (SQLSTATE {})", db.message(), db.code().code());
+                let mut m = format!("{what}: {}", db.message());
                 if let Some(detail) = db.detail() {
                     m.push_str(&format!("; {detail}"));
                 }
@@ -84,7 +82,9 @@ impl Postgres {
         Error::Destination {
             destination: self.name.clone(),
             message,
+            code,
             retryable,
+            cause,
             source: Some(Box::new(e)),
         }
     }
@@ -96,12 +96,12 @@ impl Postgres {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => return Err(self.error("connect", e)),
                 Err(_) => {
-                    return Err(Error::Destination {
-                        destination: self.name.clone(),
-                        message: format!("connect: no answer within {:?}", self.connect_timeout),
-                        retryable: true,
-                        source: None,
-                    })
+                    return Err(Error::outage(
+                        &self.name,
+                        format!("connect: no answer within {:?}", self.connect_timeout),
+                        None,
+                        None,
+                    ))
                 }
             };
         tokio::spawn(async move {
@@ -137,12 +137,15 @@ impl Postgres {
                         Error::Destination {
                             destination,
                             message,
+                            code,
                             source,
                             ..
                         } => Error::Destination {
                             destination,
                             message,
+                            code,
                             retryable: true,
+                            cause: Cause::Destination,
                             source,
                         },
                         other => other,
@@ -225,6 +228,13 @@ impl Postgres {
                         .map_err(|e| self.error("rollback to savepoint", e))?;
                     Outcome::AlreadyLoaded
                 }
+                // The destination's fault (a missing table, column or
+                // permission, a dropped connection): the whole batch stops
+                // here and rolls back, and the server's own message goes up.
+                // Rolling back to the savepoint would only hide it: after a
+                // failed COPY start the connection may not be in a state to
+                // take another statement.
+                Err(LoadError::Failed(e)) if e.cause() == Cause::Destination => return Err(e),
                 Err(LoadError::Failed(e)) => {
                     sp.rollback()
                         .await
@@ -438,8 +448,45 @@ impl Destination for Postgres {
             // Anything that broke the batch as a whole (connect, begin, a
             // dead connection) leaves every file for another attempt; the
             // transaction did not commit, so nothing is half-loaded.
-            Err(e) => batch.all_failed(e.is_retryable(), &chain(&e)),
+            Err(e) => batch.all_failed_with(&e),
         }
+    }
+
+    async fn loaded(&self, files: &[FileTask]) -> Result<Vec<bool>> {
+        let client = self.connect().await?;
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+        let seen: HashSet<(String, String)> = client
+            .query(
+                &format!("SELECT object_key, etag FROM {LEDGER_TABLE} WHERE object_key = ANY($1)"),
+                &[&keys],
+            )
+            .await
+            .map_err(|e| self.error("ledger lookup", e))?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok(files
+            .iter()
+            .map(|f| seen.contains(&(f.key.clone(), f.etag.clone())))
+            .collect())
+    }
+}
+
+/// Whose fault a PostgreSQL error is, and whether retrying may help, by
+/// SQLSTATE class. The file's: 22 (data exception: a value the column
+/// rejects, a malformed COPY row), 23 (integrity constraint: NOT NULL,
+/// unique, check, foreign key) and 54 (program limit: a row or value too
+/// large). Those are permanent. Everything else is the destination's and
+/// retryable: no SQLSTATE at all (connection refused or reset, DNS, TLS
+/// refused, timeouts), 08 connection, 28 authentication (28P01, 28000:
+/// wrong password, no pg_hba entry, non-TLS refused), 3D missing database,
+/// 3F missing schema, 42 missing table, column or permission (42P01,
+/// 42703, 42501), 53 resources (53300 too many connections), 55 lock not
+/// available, 57 shutdown, 40 rollback, 25 transaction state, 0A, XX.
+pub(crate) fn fault(sqlstate: Option<&str>) -> (Cause, bool) {
+    match sqlstate.and_then(|c| c.get(..2)) {
+        Some("22" | "23" | "54") => (Cause::File, false),
+        _ => (Cause::Destination, true),
     }
 }
 

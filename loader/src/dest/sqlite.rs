@@ -14,7 +14,7 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, TransactionBehav
 use tokio::runtime::Handle;
 
 use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
-use crate::contract::{Batch, BatchOutcome, FileTask, Outcome};
+use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
 use crate::format::Row;
 use crate::store::ObjectStore;
@@ -36,24 +36,48 @@ impl Sqlite {
         }
     }
 
+    /// A constraint the file's rows break, or a value too big, is the
+    /// file's fault (permanent); anything else (busy, locked, I/O, a
+    /// read-only or corrupt database) is the destination's and retryable.
     fn error(&self, what: impl std::fmt::Display, e: rusqlite::Error) -> Error {
-        let retryable = matches!(
-            e.sqlite_error_code(),
-            Some(
-                ErrorCode::DatabaseBusy
-                    | ErrorCode::DatabaseLocked
-                    | ErrorCode::SystemIoFailure
-                    | ErrorCode::DiskFull
-                    | ErrorCode::CannotOpen
-                    | ErrorCode::OutOfMemory
-            )
+        let code = e.sqlite_error_code();
+        let file = matches!(
+            code,
+            Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch)
         );
         Error::Destination {
             destination: self.name.clone(),
             message: format!("{what}: {e}"),
-            retryable,
+            code: code.map(|c| format!("{c:?}")),
+            retryable: !file,
+            cause: if file {
+                Cause::File
+            } else {
+                Cause::Destination
+            },
             source: Some(Box::new(e)),
         }
+    }
+
+    /// The ledger rows of `files`, on the shared connection.
+    fn loaded_blocking(&self, files: &[FileTask]) -> Result<Vec<bool>> {
+        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(self.open()?);
+        }
+        let conn = slot.as_mut().expect("opened above");
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT EXISTS (SELECT 1 FROM {LEDGER_TABLE} WHERE object_key = ?1 AND etag = ?2)"
+            ))
+            .map_err(|e| self.error("ledger lookup", e))?;
+        files
+            .iter()
+            .map(|f| {
+                stmt.query_row(params![f.key, f.etag], |r| r.get(0))
+                    .map_err(|e| self.error("ledger lookup", e))
+            })
+            .collect()
     }
 
     fn open(&self) -> Result<Connection> {
@@ -95,22 +119,25 @@ impl Sqlite {
         if slot.is_none() {
             match self.open() {
                 Ok(c) => *slot = Some(c),
-                Err(e) => return batch.all_failed(e.is_retryable(), &chain(&e)),
+                Err(e) => return batch.all_failed_with(&e),
             }
         }
         let conn = slot.as_mut().expect("opened above");
         let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
-                let e = self.error("begin", e);
-                return batch.all_failed(e.is_retryable(), &chain(&e));
+                return batch.all_failed_with(&self.error("begin", e));
             }
         };
         let mut files = Vec::with_capacity(batch.files.len());
         for file in &batch.files {
-            let outcome = self
-                .load_file(&mut tx, batch, file, store, handle)
-                .unwrap_or_else(|e| Outcome::failed(&e));
+            let outcome = match self.load_file(&mut tx, batch, file, store, handle) {
+                Ok(o) => o,
+                // The destination's fault: the batch stops and rolls back
+                // whole (dropping the transaction), every file retryable.
+                Err(e) if e.cause() == Cause::Destination => return batch.all_failed_with(&e),
+                Err(e) => Outcome::failed(&e),
+            };
             files.push(file.outcome(outcome));
         }
         if let Err(e) = tx.commit() {
@@ -203,6 +230,20 @@ impl Destination for Sqlite {
         let handle = Handle::current();
         tokio::task::spawn_blocking(move || this.load_blocking(&owned, &store, &handle))
             .await
-            .unwrap_or_else(|e| batch.all_failed(true, &format!("the SQLite worker failed: {e}")))
+            .unwrap_or_else(|e| {
+                batch.all_failed(
+                    true,
+                    &format!("the SQLite worker failed: {e}"),
+                    Cause::Worker,
+                )
+            })
+    }
+
+    async fn loaded(&self, files: &[FileTask]) -> Result<Vec<bool>> {
+        let this = self.clone();
+        let owned = files.to_vec();
+        tokio::task::spawn_blocking(move || this.loaded_blocking(&owned))
+            .await
+            .map_err(|e| Error::outage(&self.name, format!("ledger lookup: {e}"), None, None))?
     }
 }

@@ -394,6 +394,52 @@ impl ObjectStore for LocalStore {
     }
 
     async fn copy(&self, from: &ObjectMeta, to: &str) -> Result<()> {
+        self.copy_with(from, to, PutMode::Overwrite).await
+    }
+
+    async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> Result<()> {
+        self.copy_with(from, to, PutMode::Create).await
+    }
+
+    /// A copy here is a new inode, hence a new ETag: compare the bytes.
+    async fn same_content(&self, a: &ObjectMeta, b: &ObjectMeta) -> Result<bool> {
+        if a.size != b.size {
+            return Ok(false);
+        }
+        let (a, b) = (a.key.clone(), b.key.clone());
+        self.blocking(move |inner| {
+            use std::io::Read;
+            let open = |key: &str| {
+                let path = inner.root.join(key_to_rel(key)?);
+                File::open(path)
+                    .map(|f| io::BufReader::with_capacity(64 * 1024, f))
+                    .map_err(|e| inner.io("compare", key, e))
+            };
+            let (mut fa, mut fb) = (open(&a)?, open(&b)?);
+            let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+            loop {
+                let n = fa.read(&mut ba).map_err(|e| inner.io("compare", &a, e))?;
+                if n == 0 {
+                    let m = fb
+                        .read(&mut bb[..1])
+                        .map_err(|e| inner.io("compare", &b, e))?;
+                    return Ok(m == 0);
+                }
+                if fb
+                    .read_exact(&mut bb[..n])
+                    .map(|()| ba[..n] != bb[..n])
+                    .unwrap_or(true)
+                {
+                    return Ok(false);
+                }
+            }
+        })
+        .await
+    }
+}
+
+impl LocalStore {
+    async fn copy_with(&self, from: &ObjectMeta, to: &str, mode: PutMode) -> Result<()> {
         let from = from.clone();
         let to = to.to_owned();
         self.blocking(move |inner| {
@@ -415,7 +461,7 @@ impl ObjectStore for LocalStore {
             });
             let result = copied
                 .map_err(|e| inner.io("copy", &from.key, e))
-                .and_then(|()| inner.install(&tmp, &to, &PutMode::Overwrite));
+                .and_then(|()| inner.install(&tmp, &to, &mode));
             if result.is_err() {
                 let _ = fs::remove_file(&tmp);
             }

@@ -90,6 +90,20 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// it) to `to`, overwriting `to`.
     async fn copy(&self, from: &ObjectMeta, to: &str) -> Result<()>;
 
+    /// Copies `from` to `to` only if `to` does not exist (`If-None-Match: *`
+    /// on S3; a check under the store's lock on a directory), atomically:
+    /// two writers racing for `to` cannot both succeed. Fails with
+    /// [`Error::Precondition`] if `to` exists *or* `from` no longer has the
+    /// listed ETag (S3 answers 412 for both; [`place`] tells them apart).
+    async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> Result<()>;
+
+    /// Whether `a` and `b` hold the same bytes. The default trusts equal
+    /// ETags and sizes (S3 keeps a single-part object's MD5 ETag on copy);
+    /// a store whose ETags change on copy compares the bytes.
+    async fn same_content(&self, a: &ObjectMeta, b: &ObjectMeta) -> Result<bool> {
+        Ok(a.size == b.size && a.etag == b.etag)
+    }
+
     /// Moves `from` to `to`: a copy, then a delete guarded by the listed
     /// ETag. If the source changed in between, the new version stays where
     /// it is and [`Error::Precondition`] is returned; the copy at `to` is the
@@ -99,6 +113,65 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
         self.copy(from, to).await?;
         self.delete(&from.key, Some(&from.etag)).await
     }
+}
+
+/// Copies `from` to `to` without replacing a different object, and returns
+/// the key that now holds the copy: `to` if it was free or already holds the
+/// same bytes (a move that crashed after its copy, or the same file sent
+/// again), otherwise the versioned name of `to` (see [`crate::layout`]).
+/// Fails with [`Error::Precondition`] on `from` if the source changed, and
+/// refuses (also a precondition error) if both names hold other objects.
+pub async fn place(store: &dyn ObjectStore, from: &ObjectMeta, to: &str) -> Result<String> {
+    let mut target = to.to_owned();
+    for _ in 0..3 {
+        match store.copy_if_absent(from, &target).await {
+            Ok(()) => return Ok(target),
+            Err(Error::Precondition { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // 412: either the target exists or the source changed.
+        let existing = match store.head(&target).await {
+            Ok(m) => m,
+            Err(Error::NotFound { .. }) => match store.head(&from.key).await {
+                Ok(now) if now.etag == from.etag => continue, // the target went away: again
+                Ok(_) | Err(Error::NotFound { .. }) => {
+                    return Err(Error::Precondition {
+                        store: store.name().to_owned(),
+                        key: from.key.clone(),
+                        what: "the object changed or went away since it was listed",
+                    })
+                }
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        if store.same_content(from, &existing).await? {
+            return Ok(target);
+        }
+        let alt = crate::layout::versioned(to, &from.etag);
+        if target == alt {
+            return Err(Error::Precondition {
+                store: store.name().to_owned(),
+                key: alt,
+                what: "both the plain and the versioned name hold other objects",
+            });
+        }
+        target = alt;
+    }
+    Err(Error::Precondition {
+        store: store.name().to_owned(),
+        key: to.to_owned(),
+        what: "the target kept changing while we copied",
+    })
+}
+
+/// Moves `from` to `to` without replacing a different object ([`place`]),
+/// then deletes the source if it still has the listed ETag. Returns the key
+/// the object now has.
+pub async fn archive(store: &dyn ObjectStore, from: &ObjectMeta, to: &str) -> Result<String> {
+    let placed = place(store, from, to).await?;
+    store.delete(&from.key, Some(&from.etag)).await?;
+    Ok(placed)
 }
 
 /// Opens the store named by a URL: `s3://bucket` or `dir:PATH` (a bare
