@@ -22,6 +22,41 @@ pub struct Config {
     pub destinations: BTreeMap<String, DestinationConfig>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What one file may cost a worker, whatever its content: *memory is
+/// bounded by config, never by input*. Past a limit the file fails
+/// permanently with a reason that names the limit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The longest CSV record or JSON line, in bytes.
+    pub max_record_bytes: u64,
+    /// The most one compressed file may decompress to, in bytes.
+    pub max_decompressed_bytes: u64,
+    /// The largest zstd window accepted, as a power of two (27 = 128 MiB,
+    /// zstd's own default limit): a frame asking for more is refused
+    /// before the window is allocated.
+    pub zstd_window_log_max: u32,
+    /// The most values read from one netCDF time coordinate.
+    pub netcdf_max_time_cells: u64,
+}
+
+impl Limits {
+    pub const DEFAULT_NETCDF_MAX_TIME_CELLS: u64 = 1_000_000;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 16 * 1024 * 1024,
+            max_decompressed_bytes: 16 * 1024 * 1024 * 1024,
+            zstd_window_log_max: 27,
+            netcdf_max_time_cells: Self::DEFAULT_NETCDF_MAX_TIME_CELLS,
+        }
+    }
 }
 
 /// Where the queue lives and how its prefixes are named.
@@ -194,6 +229,9 @@ pub struct LoadSpec {
     /// defaults to the keys of the first object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
+    /// The config's `[limits]`, carried with the batch to the worker.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// One `[[route]]`. Its reading options repeat [`LoadSpec`]'s fields
@@ -226,6 +264,7 @@ impl RouteConfig {
             compression: self.compression,
             csv: self.csv.clone(),
             columns: self.columns.clone(),
+            limits: Limits::default(),
         }
     }
 }
@@ -330,10 +369,28 @@ impl Config {
             ("tick.max_attempts", t.max_attempts as u64),
             ("tick.deadline_secs", t.deadline_secs),
             ("tick.interval_secs", t.interval_secs),
+            ("limits.max_record_bytes", self.limits.max_record_bytes),
+            (
+                "limits.max_decompressed_bytes",
+                self.limits.max_decompressed_bytes,
+            ),
+            (
+                "limits.netcdf_max_time_cells",
+                self.limits.netcdf_max_time_cells,
+            ),
         ] {
             if value == 0 {
                 return Err(Error::config(field, "must be at least 1"));
             }
+        }
+        if !(10..=31).contains(&self.limits.zstd_window_log_max) {
+            return Err(Error::config(
+                "limits.zstd_window_log_max",
+                format!(
+                    "{} is outside 10..=31 (27 = 128 MiB, zstd's default)",
+                    self.limits.zstd_window_log_max
+                ),
+            ));
         }
         if t.lease_ttl_secs <= t.deadline_secs {
             return Err(Error::config(
@@ -485,6 +542,7 @@ fn compile_glob(pattern: &str) -> std::result::Result<GlobMatcher, String> {
 pub struct Router {
     incoming: String,
     rules: Vec<(GlobMatcher, RouteConfig)>,
+    limits: Limits,
 }
 
 impl Router {
@@ -502,7 +560,16 @@ impl Router {
         Ok(Self {
             incoming: config.source.incoming.clone(),
             rules,
+            limits: config.limits.clone(),
         })
+    }
+
+    /// How a file of `route` is read, with the config's limits.
+    pub fn spec(&self, route: &RouteConfig) -> LoadSpec {
+        LoadSpec {
+            limits: self.limits.clone(),
+            ..route.spec()
+        }
     }
 
     /// The route for a key under `incoming/`, matched on its relative path.

@@ -40,7 +40,7 @@ pub fn plan(
             key: meta.key,
             etag: meta.etag,
             size: meta.size,
-            spec: route.spec(),
+            spec: router.spec(route),
         };
         let group = (route.destination.clone(), route.table.clone(), solo);
         match groups.iter_mut().find(|(g, _)| *g == group) {

@@ -121,7 +121,8 @@ impl Dynamodb {
         }
         let key = file.key.clone();
         let path = tmp.path().to_owned();
-        let forecast = tokio::task::spawn_blocking(move || netcdf::read(&path, &key))
+        let max_cells = file.spec.limits.netcdf_max_time_cells;
+        let forecast = tokio::task::spawn_blocking(move || netcdf::read(&path, &key, max_cells))
             .await
             .map_err(|e| self.error(format!("netCDF reader panicked: {e}")))??;
         drop(tmp);

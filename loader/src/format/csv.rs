@@ -1,35 +1,82 @@
-//! CSV with configurable delimiter, quote, header and NULL marker.
+//! CSV with configurable delimiter, quote, header and NULL marker, read as
+//! PostgreSQL's `COPY ... (FORMAT csv)` reads it:
+//!
+//! * a quote opens quoted text anywhere in a field and the next lone quote
+//!   closes it; a doubled quote inside is a literal quote;
+//! * only an *unquoted* field equal to `null` is NULL: `""` is an empty
+//!   string;
+//! * a quote still open at the end of the file fails the file, naming the
+//!   line where it opened (rather than loading the rest as one value);
+//! * records end at `\n`, `\r\n` or `\r` outside quotes; blank lines are
+//!   skipped.
+//!
+//! A record longer than `limits.max_record_bytes` fails the file: memory
+//! is bounded by the limit, never by the input (a 2 GiB line is refused
+//! after reading `max_record_bytes` of it).
 
-use std::io::Read;
+use std::io::BufRead;
 
 use super::{check_columns, Ctx, RecordReader, Row};
 use crate::config::LoadSpec;
-use crate::error::{Error, Result};
+use crate::error::Result;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Outside quotes.
+    Plain,
+    /// Inside quotes.
+    Quoted,
+    /// A quote seen inside quotes: a second one is a literal quote,
+    /// anything else closed the quoted text.
+    QuoteInQuoted,
+}
 
 pub(super) struct CsvRecords<R> {
-    reader: ::csv::Reader<R>,
-    record: ::csv::StringRecord,
+    input: R,
+    delimiter: u8,
+    quote: u8,
     columns: Vec<String>,
     null: String,
     ctx: Ctx,
+    max_record: usize,
+    /// The physical line the next byte is on (1-based).
+    line: u64,
+    /// A `\r` ended the last record: skip one `\n` right after it.
+    skip_lf: bool,
+    /// The current record's field bytes, end offsets and quotedness.
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    quoted: Vec<bool>,
 }
 
-impl<R: Read + Send> CsvRecords<R> {
+impl<R: BufRead + Send> CsvRecords<R> {
     pub(super) fn new(input: R, ctx: Ctx, spec: &LoadSpec) -> Result<Self> {
         let opts = &spec.csv;
-        let mut reader = ::csv::ReaderBuilder::new()
-            .delimiter(opts.delimiter as u8)
-            .quote(opts.quote as u8)
-            .has_headers(opts.header)
-            // We check lengths ourselves, against the columns, with a message
-            // that names the line.
-            .flexible(true)
-            .from_reader(input);
-        let columns = if opts.header {
-            let header = reader.headers().map_err(|e| csv_error(&ctx, e))?;
+        let mut this = Self {
+            input,
+            delimiter: opts.delimiter as u8,
+            quote: opts.quote as u8,
+            columns: Vec::new(),
+            null: opts.null.clone(),
+            ctx,
+            max_record: usize::try_from(spec.limits.max_record_bytes).unwrap_or(usize::MAX),
+            line: 1,
+            skip_lf: false,
+            buf: Vec::new(),
+            ends: Vec::new(),
+            quoted: Vec::new(),
+        };
+        this.skip_bom()?;
+        this.columns = if opts.header {
+            let header: Vec<String> = match this.read_record()? {
+                Some(_) => (0..this.ends.len())
+                    .map(|i| this.field(i, 1).map(str::to_owned))
+                    .collect::<Result<_>>()?,
+                None => Vec::new(),
+            };
             match &spec.columns {
                 Some(cols) if !header.is_empty() && header.len() != cols.len() => {
-                    return Err(ctx.format(
+                    return Err(this.ctx.format(
                         1,
                         format!(
                             "header has {} fields but columns lists {}",
@@ -40,65 +87,176 @@ impl<R: Read + Send> CsvRecords<R> {
                 }
                 Some(cols) if !header.is_empty() => cols.clone(),
                 Some(_) => Vec::new(),
-                None => header.iter().map(str::to_owned).collect(),
+                None => header,
             }
         } else {
             spec.columns.clone().unwrap_or_default()
         };
-        check_columns(&ctx, &columns)?;
-        Ok(Self {
-            reader,
-            record: ::csv::StringRecord::new(),
-            columns,
-            null: opts.null.clone(),
-            ctx,
+        check_columns(&this.ctx, &this.columns)?;
+        Ok(this)
+    }
+
+    fn skip_bom(&mut self) -> Result<()> {
+        let head = self.input.fill_buf().map_err(|e| self.ctx.io(e, 1))?;
+        if head.starts_with(b"\xEF\xBB\xBF") {
+            self.input.consume(3);
+        }
+        Ok(())
+    }
+
+    /// Field `i` of the current record as text.
+    fn field(&self, i: usize, line: u64) -> Result<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        std::str::from_utf8(&self.buf[start..self.ends[i]]).map_err(|_| {
+            self.ctx
+                .format(line, format!("field {} is not valid UTF-8", i + 1))
         })
     }
-}
 
-fn csv_error(ctx: &Ctx, e: ::csv::Error) -> Error {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
-    match e.into_kind() {
-        ::csv::ErrorKind::Io(io) => ctx.io(io, line),
-        ::csv::ErrorKind::Utf8 { err, .. } => ctx.format(
-            line,
-            format!("field {} is not valid UTF-8", err.field() + 1),
-        ),
-        other => ctx.format(line, format!("{other:?}")),
+    /// Reads the next record into `buf`/`ends`/`quoted`; returns the line
+    /// it starts on, or `None` at the end of the input.
+    fn read_record(&mut self) -> Result<Option<u64>> {
+        self.buf.clear();
+        self.ends.clear();
+        self.quoted.clear();
+        let (delimiter, quote) = (self.delimiter, self.quote);
+        let mut state = State::Plain;
+        let mut field_quoted = false;
+        let mut start = self.line;
+        let mut quote_line = 0;
+        // Bytes of the record so far, separators included: what the limit
+        // is about.
+        let mut size = 0usize;
+        loop {
+            let line = self.line;
+            let chunk = match self.input.fill_buf() {
+                Ok(c) => c,
+                Err(e) => return Err(self.ctx.io(e, line)),
+            };
+            if chunk.is_empty() {
+                return match state {
+                    State::Quoted => Err(self.ctx.format(
+                        quote_line,
+                        "a quoted field opened on this line is never closed (unterminated quote at the end of the file)",
+                    )),
+                    _ if size == 0 && !field_quoted && self.ends.is_empty() => Ok(None),
+                    _ => {
+                        self.ends.push(self.buf.len());
+                        self.quoted.push(field_quoted);
+                        Ok(Some(start))
+                    }
+                };
+            }
+            let mut used = 0;
+            let mut done = false;
+            let mut too_long = false;
+            for &b in chunk {
+                used += 1;
+                if self.skip_lf {
+                    self.skip_lf = false;
+                    if b == b'\n' {
+                        continue;
+                    }
+                }
+                if state == State::QuoteInQuoted {
+                    if b == quote {
+                        self.buf.push(quote);
+                        size += 1;
+                        state = State::Quoted;
+                        continue;
+                    }
+                    state = State::Plain;
+                }
+                match state {
+                    State::Quoted => {
+                        if b == quote {
+                            state = State::QuoteInQuoted;
+                        } else {
+                            if b == b'\n' {
+                                self.line += 1;
+                            }
+                            self.buf.push(b);
+                        }
+                    }
+                    _ if b == b'\n' || b == b'\r' => {
+                        self.line += 1;
+                        self.skip_lf = b == b'\r';
+                        if size == 0 && !field_quoted && self.ends.is_empty() {
+                            // A blank line: not a record.
+                            start = self.line;
+                            continue;
+                        }
+                        self.ends.push(self.buf.len());
+                        self.quoted.push(field_quoted);
+                        done = true;
+                        break;
+                    }
+                    _ if b == delimiter => {
+                        self.ends.push(self.buf.len());
+                        self.quoted.push(field_quoted);
+                        field_quoted = false;
+                    }
+                    _ if b == quote => {
+                        state = State::Quoted;
+                        field_quoted = true;
+                        quote_line = self.line;
+                    }
+                    _ => self.buf.push(b),
+                }
+                size += 1;
+                if size > self.max_record {
+                    too_long = true;
+                    break;
+                }
+            }
+            self.input.consume(used);
+            if too_long {
+                return Err(self.ctx.format(
+                    start,
+                    format!(
+                        "record longer than limits.max_record_bytes ({} bytes){}",
+                        self.max_record,
+                        if state == State::Quoted {
+                            " inside a quoted field: an unclosed quote?"
+                        } else {
+                            ": no end of line within the limit"
+                        }
+                    ),
+                ));
+            }
+            if done {
+                return Ok(Some(start));
+            }
+        }
     }
 }
 
-impl<R: Read + Send> RecordReader for CsvRecords<R> {
+impl<R: BufRead + Send> RecordReader for CsvRecords<R> {
     fn columns(&self) -> &[String] {
         &self.columns
     }
 
     fn next_row(&mut self, row: &mut Row) -> Result<bool> {
-        if !self
-            .reader
-            .read_record(&mut self.record)
-            .map_err(|e| csv_error(&self.ctx, e))?
-        {
+        let Some(line) = self.read_record()? else {
             return Ok(false);
-        }
-        let line = self.record.position().map(|p| p.line()).unwrap_or(0);
-        if self.record.len() != self.columns.len() {
+        };
+        if self.ends.len() != self.columns.len() {
             return Err(self.ctx.format(
                 line,
                 format!(
                     "expected {} fields ({}), found {}",
                     self.columns.len(),
                     self.columns.join(", "),
-                    self.record.len()
+                    self.ends.len()
                 ),
             ));
         }
         row.clear();
-        row.extend(
-            self.record
-                .iter()
-                .map(|f| (f != self.null).then(|| f.to_owned())),
-        );
+        for i in 0..self.ends.len() {
+            let text = self.field(i, line)?;
+            // Only an unquoted field can be NULL, as in PostgreSQL's CSV.
+            row.push((self.quoted[i] || text != self.null).then(|| text.to_owned()));
+        }
         Ok(true)
     }
 }

@@ -1,7 +1,7 @@
 //! JSON Lines: one object per line; blank lines are skipped.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde_json::{Map, Value};
 
@@ -12,7 +12,8 @@ use crate::error::Result;
 pub(super) struct JsonlRecords<R> {
     input: R,
     line: u64,
-    buf: String,
+    max_record: u64,
+    buf: Vec<u8>,
     /// The first object, read early to learn the columns from its keys.
     pending: Option<Map<String, Value>>,
     columns: Vec<String>,
@@ -25,7 +26,8 @@ impl<R: BufRead + Send> JsonlRecords<R> {
         let mut this = Self {
             input,
             line: 0,
-            buf: String::new(),
+            max_record: spec.limits.max_record_bytes,
+            buf: Vec::new(),
             pending: None,
             columns: Vec::new(),
             index: HashMap::new(),
@@ -54,15 +56,29 @@ impl<R: BufRead + Send> JsonlRecords<R> {
     fn read_object(&mut self) -> Result<Option<Map<String, Value>>> {
         loop {
             self.buf.clear();
-            let n = self
-                .input
-                .read_line(&mut self.buf)
+            // At most one byte over the limit is read: a 2 GiB line costs
+            // max_record_bytes of memory, not 2 GiB.
+            let n = (&mut self.input)
+                .take(self.max_record + 1)
+                .read_until(b'\n', &mut self.buf)
                 .map_err(|e| self.ctx.io(e, self.line + 1))?;
             if n == 0 {
                 return Ok(None);
             }
             self.line += 1;
-            let text = self.buf.trim();
+            if n as u64 > self.max_record {
+                return Err(self.ctx.format(
+                    self.line,
+                    format!(
+                        "line longer than limits.max_record_bytes ({} bytes)",
+                        self.max_record
+                    ),
+                ));
+            }
+            let Ok(text) = std::str::from_utf8(&self.buf) else {
+                return Err(self.ctx.format(self.line, "not valid UTF-8"));
+            };
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }

@@ -48,14 +48,23 @@ pub fn open(
         key: key.to_owned(),
         source_failed: failed,
     };
+    let limits = &spec.limits;
     let decoded: Box<dyn Read + Send> = match compression_of(key, spec.compression) {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            BUFFER, source,
-        ))),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUFFER, source))
-                .map_err(|e| ctx.io(e, 0))?,
-        ),
+        Compression::Gzip => Box::new(Capped::new(
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUFFER, source)),
+            limits.max_decompressed_bytes,
+        )),
+        Compression::Zstd => {
+            let mut decoder =
+                zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUFFER, source))
+                    .map_err(|e| ctx.io(e, 0))?;
+            // A frame may ask for a window of up to 2 GiB; refuse one larger
+            // than the limit before it is allocated.
+            decoder
+                .window_log_max(limits.zstd_window_log_max)
+                .map_err(|e| ctx.io(e, 0))?;
+            Box::new(Capped::new(decoder, limits.max_decompressed_bytes))
+        }
         Compression::None | Compression::Auto => Box::new(source),
     };
     let decoded = BufReader::with_capacity(BUFFER, decoded);
@@ -103,6 +112,53 @@ impl<R: Read> Read for Tagged<R> {
     }
 }
 
+/// A limit the input went past; carried inside an `io::Error` so the
+/// readers above name it as the file's fault.
+#[derive(Debug)]
+struct LimitExceeded(String);
+
+impl std::fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// Fails the read once more than `max` decompressed bytes came out: a
+/// decompression bomb stops at the limit.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    max: u64,
+}
+
+impl<R> Capped<R> {
+    fn new(inner: R, max: u64) -> Self {
+        Self {
+            inner,
+            left: max,
+            max,
+        }
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.checked_sub(n as u64) {
+            Some(left) => {
+                self.left = left;
+                Ok(n)
+            }
+            None => Err(io::Error::other(LimitExceeded(format!(
+                "decompresses to more than limits.max_decompressed_bytes ({} bytes): a decompression bomb?",
+                self.max
+            )))),
+        }
+    }
+}
+
 /// What a reader needs to build its errors.
 struct Ctx {
     key: String,
@@ -128,10 +184,17 @@ impl Ctx {
                 source: e,
             };
         }
+        if let Some(limit) = e.get_ref().and_then(|r| r.downcast_ref::<LimitExceeded>()) {
+            return self.format(line, limit);
+        }
         let what = match e.kind() {
             io::ErrorKind::UnexpectedEof => {
                 "the compressed stream ends early (truncated file?)".to_owned()
             }
+            // zstd refuses a frame whose window is over the limit.
+            _ if e.to_string().contains("too much memory") => format!(
+                "the zstd frame needs a window larger than limits.zstd_window_log_max allows ({e})"
+            ),
             io::ErrorKind::InvalidData => format!("invalid data: {e}"),
             _ => format!("cannot decode: {e}"),
         };

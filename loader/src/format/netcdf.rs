@@ -48,8 +48,10 @@ fn looks_like_netcdf(head: &[u8]) -> bool {
 }
 
 /// Reads the forecast index of the netCDF file at `path`; `key` names the
-/// object in errors.
-pub fn read(path: &Path, key: &str) -> Result<ForecastFile> {
+/// object in errors. A time coordinate with more than `max_cells` values
+/// fails the file before its values are read (a file may declare a huge
+/// dimension in a few bytes).
+pub fn read(path: &Path, key: &str, max_cells: u64) -> Result<ForecastFile> {
     let fail = |message: String| Error::Format {
         key: key.to_owned(),
         message,
@@ -75,9 +77,9 @@ pub fn read(path: &Path, key: &str) -> Result<ForecastFile> {
         ))
     })?;
 
-    let time = coordinate(&file, TIME).map_err(&fail)?;
-    let period = coordinate(&file, PERIOD).map_err(&fail)?;
-    let reference = coordinate(&file, REFERENCE).map_err(&fail)?;
+    let time = coordinate(&file, TIME, max_cells).map_err(&fail)?;
+    let period = coordinate(&file, PERIOD, max_cells).map_err(&fail)?;
+    let reference = coordinate(&file, REFERENCE, max_cells).map_err(&fail)?;
     let times = combine(time, period, reference).map_err(&fail)?;
 
     let attr = |name: &str| match file.attribute(name).map(|a| a.value()) {
@@ -100,10 +102,20 @@ struct Coord {
     seconds: Vec<i64>,
 }
 
-fn coordinate(file: &netcdf::File, name: &str) -> Result<Option<Coord>, String> {
+fn coordinate(file: &netcdf::File, name: &str, max_cells: u64) -> Result<Option<Coord>, String> {
     let Some(var) = file.variable(name) else {
         return Ok(None);
     };
+    let cells = var
+        .dimensions()
+        .iter()
+        .try_fold(1u64, |n, d| n.checked_mul(d.len() as u64))
+        .unwrap_or(u64::MAX);
+    if cells > max_cells {
+        return Err(format!(
+            "{name}: {cells} values is more than limits.netcdf_max_time_cells ({max_cells})"
+        ));
+    }
     let text = |attr: &str| match var.attribute(attr).map(|a| a.value()) {
         Some(Ok(netcdf::AttributeValue::Str(s))) => Some(s),
         _ => None,
@@ -338,6 +350,35 @@ mod samples {
     use super::*;
     use std::collections::BTreeSet;
 
+    const MAX: u64 = crate::config::Limits::DEFAULT_NETCDF_MAX_TIME_CELLS;
+
+    /// A few KB that declare 2^32 forecast times: refused by the limit
+    /// before a value is read (reading them would take 32 GiB).
+    #[test]
+    fn a_huge_declared_time_dimension_fails_before_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.nc");
+        {
+            let mut f = netcdf::create(&path).unwrap();
+            f.add_dimension("time", 1 << 32).unwrap();
+            let mut v = f.add_variable::<f64>("time", &["time"]).unwrap();
+            v.put_attribute("units", "seconds since 1970-01-01 00:00:00")
+                .unwrap();
+        }
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size < 64 * 1024, "the file itself is small: {size} bytes");
+        let err = read(&path, "incoming/huge.nc", MAX)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4294967296 values is more than limits.netcdf_max_time_cells (1000000)")
+                && err.contains("incoming/huge.nc"),
+            "{err}"
+        );
+        // (Without the limit, `get_values` asks for 32 GiB at once: the
+        // allocation aborts the process, which is what this guards.)
+    }
+
     fn dir() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/metoffice")
     }
@@ -357,7 +398,7 @@ mod samples {
         for line in expected.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();
             let (name, refs, periods, times) = (cols[0], cols[1], cols[2], cols[3]);
-            let read = read(&dir().join(name), name);
+            let read = read(&dir().join(name), name, MAX);
             if times.is_empty() {
                 let err = read.unwrap_err().to_string();
                 assert!(
@@ -389,7 +430,7 @@ mod samples {
 
     #[test]
     fn shapes_pair_cell_by_cell() {
-        let f = read(&dir().join("multi_time_kgo.nc"), "k").unwrap();
+        let f = read(&dir().join("multi_time_kgo.nc"), "k", MAX).unwrap();
         assert_eq!(
             f.times,
             vec![
@@ -405,11 +446,17 @@ mod samples {
                 },
             ]
         );
-        let f = read(&dir().join("T1500Z-PT0132H00M-wind_speed_at_10m.nc"), "k").unwrap();
+        let f = read(
+            &dir().join("T1500Z-PT0132H00M-wind_speed_at_10m.nc"),
+            "k",
+            MAX,
+        )
+        .unwrap();
         assert_eq!(f.times.len(), 12, "{:?}", f.times);
         let f = read(
             &dir().join("20181129T1000Z-PT0004H00M-lwe_precipitation_rate.nc"),
             "k",
+            MAX,
         )
         .unwrap();
         assert_eq!(
@@ -437,7 +484,7 @@ mod samples {
         for (name, bytes, want) in cases {
             let path = tmp.path().join(name);
             std::fs::write(&path, bytes).unwrap();
-            let err = read(&path, name).unwrap_err().to_string();
+            let err = read(&path, name, MAX).unwrap_err().to_string();
             assert!(err.contains(want) && err.contains(name), "{name}: {err}");
         }
     }

@@ -178,3 +178,125 @@ fn transport_errors_are_retryable_even_inside_gzip() {
     assert!(matches!(err, Error::Read { .. }), "{err:?}");
     assert!(err.is_retryable());
 }
+
+fn limited(max_record_bytes: u64, max_decompressed_bytes: u64) -> LoadSpec {
+    LoadSpec {
+        limits: crate::config::Limits {
+            max_record_bytes,
+            max_decompressed_bytes,
+            ..Default::default()
+        },
+        ..LoadSpec::default()
+    }
+}
+
+/// As PostgreSQL's CSV COPY reads it: `""` is an empty string, only an
+/// unquoted empty field is NULL (with the default `null = ""`).
+#[test]
+fn csv_quoted_empty_is_an_empty_string_and_unquoted_empty_is_null() {
+    let (_, rows) = rows(
+        b"a,b,c\n\"\",,\"x\"\"\"\n".to_vec(),
+        "k.csv",
+        &LoadSpec::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![vec![Some(String::new()), None, Some("x\"".into())]]
+    );
+}
+
+#[test]
+fn csv_unclosed_quote_fails_naming_the_line_where_it_opened() {
+    let data = b"id,note\n1,ok\n2,\"never closed\n3,x\n4,y\n".to_vec();
+    let e = format_message(rows(data, "k.csv", &LoadSpec::default()).unwrap_err());
+    assert!(
+        e.starts_with("line 3: a quoted field opened on this line is never closed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn csv_quoted_newlines_crlf_and_blank_lines() {
+    let (_, rows) = rows(
+        b"a,b\r\n1,\"two\r\nlines\"\r\n\r\n3,4\r\n".to_vec(),
+        "k.csv",
+        &LoadSpec::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("1".into()), Some("two\r\nlines".into())],
+            vec![Some("3".into()), Some("4".into())]
+        ]
+    );
+    // A short row after a quoted newline is named by the line it starts on.
+    let e = format_message(
+        self::rows(
+            b"a,b\n1,\"x\ny\"\n2\n".to_vec(),
+            "k.csv",
+            &LoadSpec::default(),
+        )
+        .unwrap_err(),
+    );
+    assert!(e.starts_with("line 4: expected 2 fields"), "{e}");
+}
+
+/// A reader of `n` zero bytes that never holds them: the input of a
+/// hostile file without building it.
+fn zeros(n: u64) -> impl Read + Send + 'static {
+    io::repeat(0).take(n)
+}
+
+#[test]
+fn a_record_longer_than_the_limit_fails_without_reading_it_whole() {
+    for (key, spec) in [
+        ("k.csv", limited(1024 * 1024, u64::MAX)),
+        (
+            "k.jsonl",
+            LoadSpec {
+                format: Format::Jsonl,
+                ..limited(1024 * 1024, u64::MAX)
+            },
+        ),
+    ] {
+        // 256 MiB with no newline: only ~1 MiB of it is ever buffered. Both
+        // readers fail at open: the CSV header and the first JSON object
+        // (which names the columns) are that record.
+        let r = open(zeros(256 << 20), key, &spec).map(|_| ());
+        let e = format_message(r.unwrap_err());
+        assert!(
+            e.contains("longer than limits.max_record_bytes (1048576 bytes)"),
+            "{key}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_decompression_bomb_fails_at_the_limit() {
+    // 64 MiB of newlines compress to ~64 KiB; the limit is 8 MiB.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    io::copy(&mut io::repeat(b'\n').take(64 << 20), &mut enc).unwrap();
+    let bomb = enc.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let spec = limited(1 << 20, 8 << 20);
+    let e = format_message(rows(bomb, "bomb.csv.gz", &spec).unwrap_err());
+    assert!(
+        e.contains("decompresses to more than limits.max_decompressed_bytes (8388608 bytes)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_zstd_frame_with_a_window_over_the_limit_is_refused() {
+    // A window of 2^28 (256 MiB) declared; the default limit is 2^27.
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    enc.set_parameter(zstd::zstd_safe::CParameter::WindowLog(28))
+        .unwrap();
+    enc.include_contentsize(false).unwrap();
+    enc.write_all(&vec![b'a'; 1 << 20]).unwrap();
+    let data = enc.finish().unwrap();
+    let e = format_message(rows(data, "w.csv.zst", &LoadSpec::default()).unwrap_err());
+    assert!(e.contains("limits.zstd_window_log_max"), "{e}");
+}
