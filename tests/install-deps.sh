@@ -6,6 +6,7 @@
 #   cfn-lint                 PyPI: template checks
 #   checkov                  PyPI, in its own venv (its pins fight moto's)
 #   PostgreSQL server, curl  Debian packages (needs root or sudo)
+#   openssl, psql, GNU time  Debian packages (test certificate, roles, RSS)
 set -euo pipefail
 
 log() { echo "install-deps: $*" >&2; }
@@ -52,8 +53,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt_install postgresql
 fi
 command -v curl >/dev/null || { log "apt-get install curl"; apt_install curl; }
+# services.sh: a throwaway TLS certificate for PostgreSQL, and psql for the
+# test roles; the hostile-input test measures peak RSS with GNU time.
+command -v openssl >/dev/null || { log "apt-get install openssl"; apt_install openssl; }
+command -v psql >/dev/null || { log "apt-get install postgresql-client"; apt_install postgresql-client; }
+[ -x /usr/bin/time ] || { log "apt-get install time"; apt_install time; }
 
-for tool in weed moto_server cargo-lambda cfn-lint cmake curl; do
+for tool in weed moto_server cargo-lambda cfn-lint cmake curl openssl psql; do
   command -v "$tool" >/dev/null || { log "$tool is still missing after install"; exit 1; }
 done
 for component in rustfmt clippy; do

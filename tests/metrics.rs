@@ -111,11 +111,15 @@ async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
         .collect();
     let expected = [
         "BacklogBytes",
+        "BacklogComplete",
         "BacklogFiles",
         "BytesLoaded",
+        "DestinationErrors",
         "FilesFailed",
         "FilesLoaded",
         "FilesRetried",
+        "FilesStuck",
+        "MoveErrors",
         "OldestFileAgeSeconds",
         "RowsLoaded",
         "TickDurationMs",

@@ -2,7 +2,6 @@
 //! as the warehouse, and the local directory with SQLite.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,84 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use fanout::{Fanout, LocalFanout};
-use futures::stream::BoxStream;
 use futures::{stream, StreamExt};
-use loader::config::Config;
 use loader::contract::{Batch, BatchOutcome, FileTask, Outcome};
-use loader::store::{GetObject, ObjectMeta, ObjectStore, PutMode};
 use loader::worker::Worker;
 use s3loader_e2e::*;
-use scheduler::metrics::LogSink;
-use scheduler::report::{FileResult, LeaseStatus, TickReport};
+use scheduler::report::{FileResult, LeaseStatus};
 use scheduler::tick::Scheduler;
-
-const ORDERS_DDL: &str = "CREATE TABLE orders (id int, customer text NOT NULL, amount numeric(12,2), ordered_at timestamptz);
-                          CREATE TABLE events (event_id text, type text, \"user\" text, at timestamptz, props jsonb);";
-
-fn config(destination: &str, tick: &str) -> Config {
-    Config::from_toml(&format!(
-        r#"
-        [source]
-        url = "s3://set-by-the-test"
-        [tick]
-        {tick}
-        [destinations.wh]
-        {destination}
-        [[route]]
-        pattern = "orders/**/*.csv*"
-        destination = "wh"
-        table = "orders"
-        [[route]]
-        pattern = "events/**/*.jsonl*"
-        destination = "wh"
-        table = "events"
-        format = "jsonl"
-        "#
-    ))
-    .unwrap()
-}
-
-fn pg_destination(url: &str) -> String {
-    format!("kind = \"postgres\"\nurl = \"{url}\"\nconnect_timeout_secs = 3")
-}
-
-fn scheduler_with(
-    config: Config,
-    store: Arc<dyn ObjectStore>,
-    fanout: Arc<dyn Fanout>,
-) -> Scheduler {
-    Scheduler::new(config, store, fanout, Arc::new(LogSink)).unwrap()
-}
-
-fn scheduler(config: Config, store: Arc<dyn ObjectStore>) -> Scheduler {
-    let worker = Worker::from_config(&config, store.clone()).unwrap();
-    scheduler_with(config, store, Arc::new(LocalFanout::new(worker)))
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
-async fn put(store: &dyn ObjectStore, key: &str, body: impl Into<Bytes>) {
-    store
-        .put(key, body.into(), PutMode::Overwrite)
-        .await
-        .unwrap();
-}
-
-fn result_of<'a>(report: &'a TickReport, key: &str) -> &'a scheduler::report::FileLine {
-    report
-        .files
-        .iter()
-        .find(|l| l.key == key)
-        .unwrap_or_else(|| panic!("{key:?} not in the report: {report:#?}"))
-}
-
-async fn error_report(store: &dyn ObjectStore, rel: &str) -> serde_json::Value {
-    serde_json::from_slice(&read(store, &format!("errors/{rel}.json")).await).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_and_bad_files_drain_from_seaweedfs_into_postgres() {
@@ -268,52 +195,6 @@ async fn a_destination_that_is_down_fails_no_file_however_long_it_lasts() {
     let r = scheduler(cfg, store.clone()).tick().await.unwrap();
     assert_eq!((r.loaded, r.failed, r.destination_errors), (2, 0, 0), "{r}");
     assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 2);
-}
-
-/// A store whose moves into `processed/` fail: the load commits, the move
-/// does not, as when the process dies between the two.
-#[derive(Debug)]
-struct MovesFail(Arc<dyn ObjectStore>);
-
-#[async_trait]
-impl ObjectStore for MovesFail {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, loader::Result<Vec<ObjectMeta>>> {
-        self.0.list(prefix)
-    }
-    async fn head(&self, key: &str) -> loader::Result<ObjectMeta> {
-        self.0.head(key).await
-    }
-    async fn get(&self, key: &str, if_match: Option<&str>) -> loader::Result<GetObject> {
-        self.0.get(key, if_match).await
-    }
-    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> loader::Result<String> {
-        self.0.put(key, body, mode).await
-    }
-    async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
-        self.0.delete(key, if_match).await
-    }
-    async fn copy(&self, from: &ObjectMeta, to: &str) -> loader::Result<()> {
-        if to.starts_with("processed/") {
-            return Err(loader::Error::Store {
-                op: "copy",
-                store: self.name().to_owned(),
-                key: from.key.clone(),
-                code: Some("InjectedFault".into()),
-                retryable: true,
-                source: "injected: the process died before the move".into(),
-            });
-        }
-        self.0.copy(from, to).await
-    }
-    async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> loader::Result<()> {
-        if to.starts_with("processed/") {
-            return self.copy(from, to).await;
-        }
-        self.0.copy_if_absent(from, to).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

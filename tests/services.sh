@@ -8,6 +8,8 @@
 #   SeaweedFS  S3 API            S3LOADER_TEST_SEAWEEDFS=http://127.0.0.1:PORT
 #   moto       S3 API (2nd impl) S3LOADER_TEST_MOTO=http://127.0.0.1:PORT
 #   PostgreSQL ephemeral cluster S3LOADER_TEST_PG="host=127.0.0.1 port=PORT user=postgres dbname=postgres"
+#              (ssl = on; role s3l_password needs password 'right-password',
+#              role s3l_tls_only is refused without TLS)
 #
 # If a service cannot start, this script fails with the reason (and its
 # log); the tests never run against half the services.
@@ -132,10 +134,29 @@ if [ "$(id -u)" = 0 ]; then
 fi
 "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir" -A trust -U postgres --no-sync >"$work/initdb.log" 2>&1 \
   || { log "initdb failed:"; cat "$work/initdb.log" >&2; exit 1; }
+# Real refusals for the outage tests (an outage is not a bad file): a role
+# that needs a password (scram), and one the server takes only over TLS
+# (ssl = on with a throwaway self-signed certificate, hostssl only). These
+# lines come first: pg_hba.conf is first match.
+openssl req -new -x509 -days 2 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$pg_dir/server.key" -out "$pg_dir/server.crt" >"$work/openssl.log" 2>&1 \
+  || { log "openssl could not make a test certificate:"; cat "$work/openssl.log" >&2; exit 1; }
+chmod 600 "$pg_dir/server.key"
+[ "$(id -u)" = 0 ] && chown postgres "$pg_dir/server.key" "$pg_dir/server.crt"
+{
+  echo "host      all s3l_password 127.0.0.1/32 scram-sha-256"
+  echo "hostnossl all s3l_tls_only 127.0.0.1/32 reject"
+  echo "hostssl   all s3l_tls_only 127.0.0.1/32 trust"
+  cat "$pg_dir/pg_hba.conf"
+} >"$work/pg_hba.conf" && cp "$work/pg_hba.conf" "$pg_dir/pg_hba.conf"
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir" -l "$pg_dir/server.log" -w -t 30 \
-  -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+  -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null \
   || { log "PostgreSQL did not start:"; cat "$pg_dir/server.log" >&2; exit 1; }
 export S3LOADER_TEST_PG="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
+psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+  -c "CREATE ROLE s3l_password LOGIN PASSWORD 'right-password'" \
+  -c "CREATE ROLE s3l_tls_only LOGIN" >"$work/roles.log" 2>&1 \
+  || { log "could not create the test roles:"; cat "$work/roles.log" >&2; exit 1; }
 
 wait_for PostgreSQL 30 "$pg_dir/server.log" "$pg_bin/pg_isready" -h 127.0.0.1 -p "$pg_port"
 wait_for moto 30 "$work/moto.log" s3_ready "$S3LOADER_TEST_MOTO"

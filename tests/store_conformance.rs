@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{stream, StreamExt};
-use loader::store::{ObjectStore, PutMode};
+use loader::layout::versioned;
+use loader::store::{archive, ObjectStore, PutMode};
 use loader::Error;
 use s3loader_e2e::*;
 
@@ -275,6 +276,75 @@ pub async fn multipart_copy_above_threshold(store: loader::store::S3Store) {
     assert!(copied == body, "multipart copy preserved the bytes");
 }
 
+/// `copy_if_absent` and the archive built on it never replace a different
+/// object; the same bytes again leave one copy; a changed source is refused.
+pub async fn archive_never_replaces_a_different_object(store: Arc<dyn ObjectStore>) {
+    let s = &*store;
+    let put = |k: &'static str, v: &'static [u8]| async move {
+        s.put(k, Bytes::from_static(v), PutMode::Overwrite)
+            .await
+            .unwrap();
+    };
+    put("incoming/a.csv", b"new").await;
+    put("processed/a.csv", b"old, someone else's").await;
+    let a = s.head("incoming/a.csv").await.unwrap();
+    let err = s.copy_if_absent(&a, "processed/a.csv").await.unwrap_err();
+    assert!(matches!(err, Error::Precondition { .. }), "{err:?}");
+    assert_eq!(read(s, "processed/a.csv").await, b"old, someone else's");
+    let to = archive(s, &a, "processed/a.csv").await.unwrap();
+    assert_eq!(to, versioned("processed/a.csv", &a.etag));
+    assert_eq!(read(s, &to).await, b"new");
+    assert_eq!(read(s, "processed/a.csv").await, b"old, someone else's");
+    assert!(matches!(
+        s.head("incoming/a.csv").await,
+        Err(Error::NotFound { .. })
+    ));
+
+    put("incoming/b.csv", b"same bytes").await;
+    put("processed/b.csv", b"same bytes").await;
+    let b = s.head("incoming/b.csv").await.unwrap();
+    assert_eq!(
+        archive(s, &b, "processed/b.csv").await.unwrap(),
+        "processed/b.csv"
+    );
+    assert_eq!(keys(s, "processed/").await.len(), 3);
+
+    put("incoming/c.csv", b"v1").await;
+    let c = s.head("incoming/c.csv").await.unwrap();
+    put("incoming/c.csv", b"version 2").await;
+    let err = archive(s, &c, "processed/c.csv").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Precondition { key, .. } if key == "incoming/c.csv"),
+        "{err:?}"
+    );
+    assert!(matches!(
+        s.head("processed/c.csv").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(read(s, "incoming/c.csv").await, b"version 2");
+}
+
+/// Known difference, asserted so that it is noticed when it changes: moto
+/// 5.2 ignores `If-None-Match` on CopyObject (and `x-amz-copy-source-if-match`),
+/// so a conditional copy there overwrites. AWS S3 and SeaweedFS answer 412
+/// (`archive_never_replaces_a_different_object` above); `reprocess` also
+/// looks before it copies, so it is safe on moto too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_ignores_if_none_match_on_copy() {
+    let store = s3loader_e2e::moto().await;
+    store
+        .put("a", Bytes::from_static(b"new"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    store
+        .put("b", Bytes::from_static(b"old"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let a = store.head("a").await.unwrap();
+    assert!(store.copy_if_absent(&a, "b").await.is_ok());
+    assert_eq!(read(&store, "b").await, b"new");
+}
+
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
         mod local_dir {
@@ -311,6 +381,22 @@ on_every_backend!(
     listing_is_paged_ordered_and_bounded_by_prefix,
     move_refuses_to_delete_a_changed_object,
 );
+
+/// Conditional copies: not on moto, which ignores the conditions (above).
+mod conditional_copy {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seaweedfs() {
+        super::archive_never_replaces_a_different_object(s3loader_e2e::arc(
+            s3loader_e2e::seaweedfs().await,
+        ))
+        .await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_dir() {
+        let (store, _dir) = s3loader_e2e::local();
+        super::archive_never_replaces_a_different_object(s3loader_e2e::arc(store)).await;
+    }
+}
 
 /// S3 only: a local directory has no directory markers or multipart copy.
 /// Multipart copy is not run on moto: moto 5.2 answers

@@ -102,18 +102,28 @@ pub async fn reprocess(
     let results: Vec<_> = stream::iter(objects)
         .map(|meta| async move {
             let to = src.reprocess_key(&meta.key);
+            let conflict = |to: String| {
+                Err(Ok(Conflict {
+                    key: meta.key.clone(),
+                    target: to,
+                    reason: "the target already exists (a newer file?); the failed copy stays"
+                        .into(),
+                }))
+            };
+            // The conditional copy is the guarantee (S3, SeaweedFS, the
+            // local store); this look first also keeps a store that ignores
+            // the condition (moto) from overwriting, bar a race.
+            match store.head(&to).await {
+                Ok(_) => return conflict(to),
+                Err(loader::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Err(format!("{}: {}", to, chain(&e)))),
+            }
             match store.copy_if_absent(&meta, &to).await {
                 Ok(()) => {}
                 Err(loader::Error::Precondition { .. }) => {
                     // Taken, or the failed copy changed: say which.
                     return match store.head(&to).await {
-                        Ok(_) => Err(Ok(Conflict {
-                            key: meta.key.clone(),
-                            target: to,
-                            reason:
-                                "the target already exists (a newer file?); the failed copy stays"
-                                    .into(),
-                        })),
+                        Ok(_) => conflict(to),
                         Err(_) => Err(Err(format!(
                             "{}: it changed since it was listed; not moved",
                             meta.key

@@ -157,3 +157,148 @@ pub async fn cloudwatch_sum(
         .unwrap();
     out.datapoints().iter().filter_map(|d| d.sum()).sum()
 }
+
+// --- The tick, as the pipeline tests drive it ------------------------------
+
+use bytes::Bytes;
+use fanout::{Fanout, LocalFanout};
+use loader::config::Config;
+use loader::store::PutMode;
+use loader::worker::Worker;
+use scheduler::metrics::LogSink;
+use scheduler::report::{FileLine, TickReport};
+use scheduler::tick::Scheduler;
+
+/// The tables the routes of [`config`] load into, for PostgreSQL.
+pub const ORDERS_DDL: &str = "CREATE TABLE orders (id int, customer text NOT NULL, amount numeric(12,2), ordered_at timestamptz);
+                          CREATE TABLE events (event_id text, type text, \"user\" text, at timestamptz, props jsonb);";
+
+/// A config with one destination `wh` (its TOML body given), routes for
+/// `orders/**/*.csv*` and `events/**/*.jsonl*`, and `tick` lines.
+pub fn config(destination: &str, tick: &str) -> Config {
+    Config::from_toml(&format!(
+        r#"
+        [source]
+        url = "s3://set-by-the-test"
+        [tick]
+        {tick}
+        [destinations.wh]
+        {destination}
+        [[route]]
+        pattern = "orders/**/*.csv*"
+        destination = "wh"
+        table = "orders"
+        [[route]]
+        pattern = "events/**/*.jsonl*"
+        destination = "wh"
+        table = "events"
+        format = "jsonl"
+        "#
+    ))
+    .unwrap()
+}
+
+pub fn pg_destination(url: &str) -> String {
+    format!("kind = \"postgres\"\nurl = \"{url}\"\nconnect_timeout_secs = 3")
+}
+
+pub fn sqlite_destination(path: &std::path::Path) -> String {
+    format!("kind = \"sqlite\"\npath = \"{}\"", path.display())
+}
+
+pub fn scheduler_with(
+    config: Config,
+    store: Arc<dyn ObjectStore>,
+    fanout: Arc<dyn Fanout>,
+) -> Scheduler {
+    Scheduler::new(config, store, fanout, Arc::new(LogSink)).unwrap()
+}
+
+/// A scheduler with in-process workers, as `s3loader tick` runs.
+pub fn scheduler(config: Config, store: Arc<dyn ObjectStore>) -> Scheduler {
+    let worker = Worker::from_config(&config, store.clone()).unwrap();
+    scheduler_with(config, store, Arc::new(LocalFanout::new(worker)))
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+pub async fn put(store: &dyn ObjectStore, key: &str, body: impl Into<Bytes>) {
+    store
+        .put(key, body.into(), PutMode::Overwrite)
+        .await
+        .unwrap();
+}
+
+pub fn result_of<'a>(report: &'a TickReport, key: &str) -> &'a FileLine {
+    report
+        .files
+        .iter()
+        .find(|l| l.key == key)
+        .unwrap_or_else(|| panic!("{key:?} not in the report: {report:#?}"))
+}
+
+pub async fn error_report(store: &dyn ObjectStore, rel: &str) -> serde_json::Value {
+    serde_json::from_slice(&read(store, &format!("errors/{rel}.json")).await).unwrap()
+}
+
+/// A store whose moves into `processed/` fail: the load commits, the move
+/// does not, as when the process dies between the two.
+#[derive(Debug)]
+pub struct MovesFail(pub Arc<dyn ObjectStore>);
+
+#[async_trait::async_trait]
+impl ObjectStore for MovesFail {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures::stream::BoxStream<'a, loader::Result<Vec<loader::store::ObjectMeta>>> {
+        self.0.list(prefix)
+    }
+    async fn head(&self, key: &str) -> loader::Result<loader::store::ObjectMeta> {
+        self.0.head(key).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> loader::Result<loader::store::GetObject> {
+        self.0.get(key, if_match).await
+    }
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> loader::Result<String> {
+        self.0.put(key, body, mode).await
+    }
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
+        self.0.delete(key, if_match).await
+    }
+    async fn copy(&self, from: &loader::store::ObjectMeta, to: &str) -> loader::Result<()> {
+        if to.starts_with("processed/") {
+            return Err(loader::Error::Store {
+                op: "copy",
+                store: self.name().to_owned(),
+                key: from.key.clone(),
+                code: Some("InjectedFault".into()),
+                retryable: true,
+                source: "injected: the process died before the move".into(),
+            });
+        }
+        self.0.copy(from, to).await
+    }
+    async fn copy_if_absent(
+        &self,
+        from: &loader::store::ObjectMeta,
+        to: &str,
+    ) -> loader::Result<()> {
+        if to.starts_with("processed/") {
+            return self.copy(from, to).await;
+        }
+        self.0.copy_if_absent(from, to).await
+    }
+}

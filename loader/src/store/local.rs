@@ -2,8 +2,11 @@
 //!
 //! Key `a/b/c.csv` is the file `ROOT/a/b/c.csv`. What S3 allows and a file
 //! system does not is handled here, not by callers:
-//! * a key segment longer than a file name may be is split into directories
-//!   whose names end in `~~s3l`, meaning "continued, no slash";
+//! * a key segment is its own file name up to the file system's limit (255
+//!   bytes), so a file a producer puts straight into the directory is found
+//!   under the name it has; only a longer segment (which no file system
+//!   name can be) is split into directories whose names end in `~~s3l`,
+//!   meaning "continued, no slash";
 //! * `ROOT/.s3loader/` holds temporary files and the lock, and is not part
 //!   of the key space;
 //! * `..`, `.`, empty segments and absolute keys are refused, so no key can
@@ -33,8 +36,8 @@ use crate::error::{Error, Result};
 
 const RESERVED: &str = ".s3loader";
 const CONTINUED: &str = "~~s3l";
-/// Linux allows 255 bytes per name; stay well below it.
-const MAX_NAME: usize = 200;
+/// Linux allows 255 bytes per name: a segment up to that is kept whole.
+const MAX_NAME: usize = 255;
 const MAX_KEY: usize = 1024;
 const PAGE: usize = 1000;
 

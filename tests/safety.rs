@@ -1,0 +1,694 @@
+//! The queue's promises, each against real services (SeaweedFS, moto,
+//! PostgreSQL, the local directory with SQLite): no file is lost,
+//! overwritten, failed by an outage, or loaded twice.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fanout::{Fanout, LocalFanout};
+use loader::config::Config;
+use loader::contract::{Batch, BatchOutcome, Cause};
+use loader::layout::versioned;
+use loader::store::{archive, ObjectStore};
+use loader::worker::Worker;
+use s3loader_e2e::*;
+use scheduler::attempts::Attempts;
+use scheduler::ops::reprocess;
+use scheduler::report::FileResult;
+
+const HEADER: &str = "id,customer,amount,ordered_at\n";
+
+fn row(id: u32, customer: &str) -> String {
+    format!("{id},{customer},1,2026-11-01T00:00:00Z\n")
+}
+
+fn csv(rows: &[(u32, &str)]) -> String {
+    let mut out = HEADER.to_owned();
+    for (id, c) in rows {
+        out.push_str(&row(*id, c));
+    }
+    out
+}
+
+async fn text(store: &dyn ObjectStore, key: &str) -> String {
+    String::from_utf8(read(store, key).await).unwrap()
+}
+
+/// A warehouse for a test: SeaweedFS + PostgreSQL, or a directory + SQLite.
+struct Setup {
+    store: Arc<dyn ObjectStore>,
+    destination: String,
+    pg: Option<tokio_postgres::Client>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Setup {
+    async fn seaweedfs_postgres() -> Self {
+        let url = pg_database().await;
+        let pg = pg_connect(&url).await;
+        pg.batch_execute(ORDERS_DDL).await.unwrap();
+        Self {
+            store: arc(seaweedfs().await),
+            destination: pg_destination(&url),
+            pg: Some(pg),
+            _dir: None,
+        }
+    }
+
+    fn local_sqlite() -> Self {
+        let (store, dir) = local();
+        Self {
+            store: arc(store),
+            destination: sqlite_destination(&dir.path().join("wh.db")),
+            pg: None,
+            _dir: Some(dir),
+        }
+    }
+
+    fn config(&self, tick: &str) -> Config {
+        config(&self.destination, tick)
+    }
+
+    /// Rows in `orders` with this id.
+    async fn count(&self, id: u32) -> i64 {
+        match &self.pg {
+            Some(pg) => pg_count(pg, &format!("SELECT count(*) FROM orders WHERE id = {id}")).await,
+            None => {
+                let db = self._dir.as_ref().unwrap().path().join("wh.db");
+                let conn = rusqlite::Connection::open(db).unwrap();
+                conn.query_row(
+                    "SELECT count(*) FROM orders WHERE id = ?1",
+                    [id.to_string()],
+                    |r| r.get(0),
+                )
+                .unwrap()
+            }
+        }
+    }
+}
+
+// --- reprocess never overwrites ---------------------------------------------
+
+async fn reprocess_never_overwrites(store: Arc<dyn ObjectStore>) {
+    let s = &*store;
+    let cfg = config("kind = \"sqlite\"\npath = \"unused.db\"", "");
+    put(s, "failed/orders/a.csv", "the version that failed").await;
+    put(
+        s,
+        "incoming/orders/a.csv",
+        "a corrected file the producer sent",
+    )
+    .await;
+    let tagged = versioned("failed/orders/b.csv", "\"some-etag\"");
+    put(s, &tagged, "a second version that failed").await;
+
+    let r = reprocess(&cfg, s, "orders/", false).await.unwrap();
+    assert_eq!(r.conflicts.len(), 1, "{r:?}");
+    assert_eq!(r.conflicts[0].key, "failed/orders/a.csv");
+    assert_eq!(r.conflicts[0].target, "incoming/orders/a.csv");
+    assert_eq!(r.moved.len(), 1, "{r:?}");
+    assert_eq!(
+        (r.moved[0].from.as_str(), r.moved[0].to.as_str()),
+        (tagged.as_str(), "incoming/orders/b.csv"),
+        "the version tag comes off on the way back"
+    );
+    assert_eq!(
+        text(s, "incoming/orders/a.csv").await,
+        "a corrected file the producer sent"
+    );
+    assert_eq!(
+        text(s, "failed/orders/a.csv").await,
+        "the version that failed"
+    );
+    assert_eq!(
+        text(s, "incoming/orders/b.csv").await,
+        "a second version that failed"
+    );
+    assert_eq!(keys(s, "failed/").await, vec!["failed/orders/a.csv"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprocess_never_overwrites_on_seaweedfs() {
+    reprocess_never_overwrites(arc(seaweedfs().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprocess_never_overwrites_on_moto() {
+    reprocess_never_overwrites(arc(moto().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprocess_never_overwrites_on_a_local_directory() {
+    let (store, _dir) = local();
+    reprocess_never_overwrites(arc(store)).await;
+}
+
+// --- archive names never collide --------------------------------------------
+
+async fn archive_names_never_collide(w: Setup) {
+    let s = &*w.store;
+    let other = csv(&[(99, "someone else")]);
+    put(s, "processed/orders/a.csv", other.clone()).await;
+    put(s, "incoming/orders/a.csv", csv(&[(1, "new")])).await;
+    let same = csv(&[(2, "same bytes")]);
+    put(s, "processed/orders/same.csv", same.clone()).await;
+    put(s, "incoming/orders/same.csv", same.clone()).await;
+    put(s, "failed/orders/bad.csv", "an older failure").await;
+    put(s, "errors/orders/bad.csv.json", "{\"older\": true}").await;
+    put(s, "incoming/orders/bad.csv", format!("{HEADER}3,short\n")).await;
+    put(s, "errors/orders/bad2.csv.json", "{\"older\": true}").await;
+    put(s, "incoming/orders/bad2.csv", format!("{HEADER}4,short\n")).await;
+    let a_etag = s.head("incoming/orders/a.csv").await.unwrap().etag;
+    let bad_etag = s.head("incoming/orders/bad.csv").await.unwrap().etag;
+
+    let r = scheduler(w.config(""), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!((r.loaded, r.failed, r.move_errors), (2, 2, 0), "{r}");
+
+    let a_to = versioned("processed/orders/a.csv", &a_etag);
+    assert_eq!(
+        result_of(&r, "incoming/orders/a.csv").moved_to.as_deref(),
+        Some(a_to.as_str())
+    );
+    assert_eq!(
+        text(s, "processed/orders/a.csv").await,
+        other,
+        "not replaced"
+    );
+    assert_eq!(text(s, &a_to).await, csv(&[(1, "new")]));
+    assert_eq!(
+        result_of(&r, "incoming/orders/same.csv")
+            .moved_to
+            .as_deref(),
+        Some("processed/orders/same.csv"),
+        "the same bytes again: one copy, no versioned name"
+    );
+    assert_eq!(keys(s, "processed/").await.len(), 3);
+
+    let bad_to = versioned("failed/orders/bad.csv", &bad_etag);
+    assert_eq!(
+        result_of(&r, "incoming/orders/bad.csv").moved_to.as_deref(),
+        Some(bad_to.as_str())
+    );
+    assert_eq!(text(s, "failed/orders/bad.csv").await, "an older failure");
+    assert_eq!(
+        text(s, "errors/orders/bad.csv.json").await,
+        "{\"older\": true}"
+    );
+    let rel = bad_to.strip_prefix("failed/").unwrap();
+    let report = error_report(s, rel).await;
+    assert_eq!(report["failed_key"], bad_to.as_str(), "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("line 2"),
+        "{report}"
+    );
+
+    // bad2's place in failed/ was free, its report's was not: both reports
+    // stay, the new one named after the tick.
+    assert_eq!(
+        text(s, "errors/orders/bad2.csv.json").await,
+        "{\"older\": true}"
+    );
+    let ours = format!("errors/orders/bad2.csv~{}.json", r.tick_id);
+    let report: serde_json::Value = serde_json::from_slice(&read(s, &ours).await).unwrap();
+    assert_eq!(report["failed_key"], "failed/orders/bad2.csv");
+
+    // Reprocess understands versioned names: both versions of bad.csv want
+    // incoming/orders/bad.csv; one goes back, the other waits its turn.
+    let cfg = w.config("");
+    let back = reprocess(&cfg, s, "orders/", false).await.unwrap();
+    assert_eq!((back.moved.len(), back.conflicts.len()), (2, 1), "{back:?}");
+    assert!(back.moved.iter().all(|m| !m.to.contains("~v")), "{back:?}");
+    assert_eq!(w.count(1).await, 1);
+    assert_eq!(w.count(2).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_names_never_collide_on_seaweedfs_into_postgres() {
+    archive_names_never_collide(Setup::seaweedfs_postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archive_names_never_collide_on_a_local_directory_into_sqlite() {
+    archive_names_never_collide(Setup::local_sqlite()).await;
+}
+
+// --- an outage is not a bad file --------------------------------------------
+
+/// Runs more ticks than `max_attempts` against a destination that refuses
+/// in some way: the file never fails, no attempt is counted, and the
+/// server's own message and code are in the report.
+async fn refused(url: &str, file: String, expect: &[&str]) {
+    let store = arc(seaweedfs().await);
+    let s = &*store;
+    put(s, "incoming/orders/a.csv", file).await;
+    // The URL goes through an env: reference, as a real password would.
+    let var = format!("S3L_TEST_URL_{}", unique("").to_uppercase());
+    std::env::set_var(&var, url);
+    let sched = scheduler(
+        config(&pg_destination(&format!("env:{var}")), "max_attempts = 2"),
+        store.clone(),
+    );
+    for _ in 0..4 {
+        let r = sched.tick().await.unwrap();
+        assert_eq!((r.loaded, r.failed, r.retried), (0, 0, 1), "{r}");
+        assert_eq!(r.destination_errors, 1, "{r}");
+        let line = result_of(&r, "incoming/orders/a.csv");
+        assert_eq!(line.attempts, None, "no attempt counted: {r}");
+        let why = &r.unavailable["wh"];
+        for e in expect {
+            assert!(why.contains(e), "expected {e:?} in {why:?}");
+        }
+        assert!(!why.contains("unexpected message"), "{why}");
+        assert_eq!(keys(s, "incoming/").await, vec!["incoming/orders/a.csv"]);
+        assert!(keys(s, "failed/").await.is_empty());
+    }
+    std::env::remove_var(&var);
+}
+
+fn pg_as(user_and_more: &str, dbname: &str) -> String {
+    service("S3LOADER_TEST_PG")
+        .replace("user=postgres", user_and_more)
+        .replace("dbname=postgres", &format!("dbname={dbname}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_an_outage() {
+    refused(
+        &pg_as("user=s3l_password password=wrong", "postgres"),
+        csv(&[(1, "a")]),
+        &["password authentication failed", "[28P01]"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_plaintext_is_an_outage() {
+    refused(
+        &pg_as("user=s3l_tls_only", "postgres"),
+        csv(&[(1, "a")]),
+        &["no encryption", "[28000]"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_is_an_outage() {
+    refused(
+        &pg_as("user=postgres", &unique("absent_")),
+        csv(&[(1, "a")]),
+        &["does not exist", "[3D000]"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_is_an_outage_named_by_the_server() {
+    let url = pg_database().await; // no orders table
+    refused(
+        &url,
+        csv(&[(1, "a")]),
+        &["relation \"orders\" does not exist", "[42P01]"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_column_is_an_outage() {
+    let url = pg_database().await;
+    pg_connect(&url)
+        .await
+        .batch_execute(ORDERS_DDL)
+        .await
+        .unwrap();
+    refused(
+        &url,
+        format!("id,customer,amount,ordered_at,coupon\n1,a,1,2026-11-01T00:00:00Z,X\n"),
+        &[
+            "column \"coupon\" of relation \"orders\" does not exist",
+            "[42703]",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_permission_is_an_outage() {
+    let url = pg_database().await;
+    let admin = pg_connect(&url).await;
+    admin.batch_execute(ORDERS_DDL).await.unwrap();
+    let role = unique("s3l_nopriv_");
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+        .await
+        .unwrap();
+    let dbname = url.split("dbname=").nth(1).unwrap().to_owned();
+    refused(
+        &pg_as(&format!("user={role}"), &dbname),
+        csv(&[(1, "a")]),
+        &["permission denied", "[42501]"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_connections_is_an_outage() {
+    let admin = pg_connect(&service("S3LOADER_TEST_PG")).await;
+    let role = unique("s3l_nolimit_");
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
+        .await
+        .unwrap();
+    refused(
+        &pg_as(&format!("user={role}"), "postgres"),
+        csv(&[(1, "a")]),
+        &["too many connections", "[53300]"],
+    )
+    .await;
+}
+
+/// The file's own faults still fail it, at once, beside good files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_reads_as_postgresql_reads_it() {
+    let w = Setup::seaweedfs_postgres().await;
+    let s = &*w.store;
+    put(
+        s,
+        "incoming/orders/quoted-empty.csv",
+        format!("{HEADER}1,\"\",1,2026-11-01T00:00:00Z\n"),
+    )
+    .await;
+    put(
+        s,
+        "incoming/orders/unquoted-empty.csv",
+        format!("{HEADER}2,,1,2026-11-01T00:00:00Z\n"),
+    )
+    .await;
+    put(
+        s,
+        "incoming/orders/open-quote.csv",
+        format!("{HEADER}3,\"never closed,1,2026-11-01T00:00:00Z\n4,x,1,2026-11-01T00:00:00Z\n"),
+    )
+    .await;
+    let r = scheduler(w.config(""), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!((r.loaded, r.failed), (1, 2), "{r}");
+    let pg = w.pg.as_ref().unwrap();
+    assert_eq!(
+        pg_count(
+            pg,
+            "SELECT count(*) FROM orders WHERE id = 1 AND customer = ''"
+        )
+        .await,
+        1,
+        "\"\" is an empty string"
+    );
+    let null = result_of(&r, "incoming/orders/unquoted-empty.csv");
+    let reason = null.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("null value in column \"customer\"") && reason.contains("[23502]"),
+        "an unquoted empty field is NULL, and NOT NULL is the file's fault: {reason}"
+    );
+    let open = result_of(&r, "incoming/orders/open-quote.csv");
+    assert!(
+        open.reason
+            .as_deref()
+            .unwrap()
+            .contains("line 2: a quoted field opened on this line is never closed"),
+        "{r}"
+    );
+    assert_eq!(pg_count(pg, "SELECT count(*) FROM orders").await, 1);
+}
+
+// --- a file goes to failed/ only after the ledger says it was not loaded -----
+
+/// Runs the real worker, then loses its answer, as when a COMMIT reply or
+/// an invoke's response is lost. Ledger checks are answered truthfully.
+struct AnswerLost(LocalFanout);
+
+#[async_trait]
+impl Fanout for AnswerLost {
+    async fn dispatch(&self, batch: Batch) -> BatchOutcome {
+        let real = self.0.dispatch(batch.clone()).await;
+        if batch.check_only {
+            return real;
+        }
+        batch.all_failed(
+            true,
+            "no answer: the invoke timed out after the load committed",
+            Cause::Worker,
+        )
+    }
+}
+
+async fn the_ledger_decides_before_failed(w: Setup) {
+    let s = &*w.store;
+    put(s, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
+    put(s, "incoming/orders/b.csv", csv(&[(2, "b")])).await;
+    let cfg = w.config("max_attempts = 1");
+    let worker = Worker::from_config(&cfg, w.store.clone()).unwrap();
+    let lying = scheduler_with(
+        cfg.clone(),
+        w.store.clone(),
+        Arc::new(AnswerLost(LocalFanout::new(worker))),
+    );
+    for _ in 0..3 {
+        lying.tick().await.unwrap();
+    }
+    assert!(keys(s, "incoming/").await.is_empty());
+    assert!(
+        keys(s, "failed/").await.is_empty(),
+        "loaded files never fail"
+    );
+    assert_eq!(
+        keys(s, "processed/").await,
+        vec!["processed/orders/a.csv", "processed/orders/b.csv"]
+    );
+    assert_eq!((w.count(1).await, w.count(2).await), (1, 1));
+    // Reprocessing finds nothing to do, and another tick loads nothing.
+    let back = reprocess(&cfg, s, "", false).await.unwrap();
+    assert!(back.moved.is_empty());
+    let r = scheduler(cfg, w.store.clone()).tick().await.unwrap();
+    assert_eq!(r.selected, 0);
+    assert_eq!((w.count(1).await, w.count(2).await), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_after_commit_goes_to_processed_on_seaweedfs_and_postgres() {
+    the_ledger_decides_before_failed(Setup::seaweedfs_postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_after_commit_goes_to_processed_on_a_directory_and_sqlite() {
+    the_ledger_decides_before_failed(Setup::local_sqlite()).await;
+}
+
+// --- a poison file cannot take its neighbours down ---------------------------
+
+/// A worker that dies (as on an OOM kill) whenever its batch holds the
+/// poison file, having committed nothing.
+struct Poison(LocalFanout);
+
+#[async_trait]
+impl Fanout for Poison {
+    async fn dispatch(&self, batch: Batch) -> BatchOutcome {
+        if !batch.check_only && batch.files.iter().any(|f| f.key.contains("poison")) {
+            return batch.all_failed(
+                true,
+                "the loader function failed (Runtime.ExitError): signal: killed",
+                Cause::Worker,
+            );
+        }
+        self.0.dispatch(batch).await
+    }
+}
+
+async fn a_poison_file_fails_alone(w: Setup) {
+    let s = &*w.store;
+    put(s, "incoming/orders/1.csv", csv(&[(1, "a")])).await;
+    put(s, "incoming/orders/2-poison.csv", csv(&[(2, "p")])).await;
+    put(s, "incoming/orders/3.csv", csv(&[(3, "c")])).await;
+    let cfg = w.config("max_attempts = 2");
+    let worker = Worker::from_config(&cfg, w.store.clone()).unwrap();
+    let sched = scheduler_with(
+        cfg,
+        w.store.clone(),
+        Arc::new(Poison(LocalFanout::new(worker))),
+    );
+    let r = sched.tick().await.unwrap();
+    assert_eq!((r.batches, r.retried, r.loaded), (1, 3, 0), "{r}");
+    assert!(r.files.iter().all(|l| l.attempts.is_none()), "{r}");
+    let r = sched.tick().await.unwrap();
+    assert_eq!((r.batches, r.loaded, r.retried), (3, 2, 1), "split: {r}");
+    assert_eq!(
+        result_of(&r, "incoming/orders/2-poison.csv").attempts,
+        Some(1)
+    );
+    let r = sched.tick().await.unwrap();
+    assert_eq!(r.failed, 1, "{r}");
+    let report = error_report(s, "orders/2-poison.csv").await;
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the worker died or timed out while loading this file alone"),
+        "{reason}"
+    );
+    assert_eq!(report["attempts"], 2);
+    assert!(keys(s, "incoming/").await.is_empty());
+    assert_eq!(
+        (w.count(1).await, w.count(2).await, w.count(3).await),
+        (1, 0, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_file_fails_alone_on_seaweedfs_and_postgres() {
+    a_poison_file_fails_alone(Setup::seaweedfs_postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_file_fails_alone_on_a_directory_and_sqlite() {
+    a_poison_file_fails_alone(Setup::local_sqlite()).await;
+}
+
+// --- concurrent state stays consistent --------------------------------------
+
+async fn attempt_counts_merge(store: Arc<dyn ObjectStore>) {
+    let s = &*store;
+    let key = "_s3loader/attempts.json";
+    let mut first = Attempts::load(s, key).await.unwrap();
+    first.bump("incoming/x", "\"e\"", "x failed");
+    first.save(s).await.unwrap();
+    // Two ticks read the same state, each counts a different file.
+    let mut a = Attempts::load(s, key).await.unwrap();
+    let mut b = Attempts::load(s, key).await.unwrap();
+    assert_eq!(a.bump("incoming/y", "\"e\"", "y failed"), 1);
+    assert_eq!(b.bump("incoming/z", "\"e\"", "z failed"), 1);
+    b.forget("incoming/x");
+    a.save(s).await.unwrap();
+    b.save(s).await.unwrap(); // conflicts, merges, succeeds
+    let now = Attempts::load(s, key).await.unwrap();
+    assert_eq!(now.get("incoming/y", "\"e\""), 1, "a's count survived b");
+    assert_eq!(now.get("incoming/z", "\"e\""), 1);
+    assert_eq!(now.get("incoming/x", "\"e\""), 0, "b's forget survived");
+    assert_eq!(now.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_counts_merge_on_seaweedfs() {
+    attempt_counts_merge(arc(seaweedfs().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_counts_merge_on_a_local_directory() {
+    let (store, _dir) = local();
+    attempt_counts_merge(arc(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_counts_of_files_that_left_incoming_are_pruned() {
+    let w = Setup::local_sqlite();
+    let s = &*w.store;
+    let mut a = Attempts::load(s, "_s3loader/attempts.json").await.unwrap();
+    a.bump("incoming/orders/gone.csv", "\"e\"", "it failed once");
+    a.save(s).await.unwrap();
+    put(s, "incoming/orders/1.csv", csv(&[(1, "a")])).await;
+    scheduler(w.config(""), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    let now = Attempts::load(s, "_s3loader/attempts.json").await.unwrap();
+    assert!(now.is_empty(), "{:?}", now.keys().collect::<Vec<_>>());
+}
+
+/// Another tick (its lease taken over) loads and moves the file while this
+/// one is still deciding: this tick writes no report for it.
+struct MovedMeanwhile(Arc<dyn ObjectStore>);
+
+#[async_trait]
+impl Fanout for MovedMeanwhile {
+    async fn dispatch(&self, batch: Batch) -> BatchOutcome {
+        for f in &batch.files {
+            let meta = self.0.head(&f.key).await.unwrap();
+            archive(&*self.0, &meta, &f.processed_key).await.unwrap();
+        }
+        batch.all_failed(false, "line 2: expected 4 fields", Cause::File)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_another_tick_moved_gets_no_error_report() {
+    let store = arc(seaweedfs().await);
+    let s = &*store;
+    put(s, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
+    let sched = scheduler_with(
+        config("kind = \"sqlite\"\npath = \"unused.db\"", ""),
+        store.clone(),
+        Arc::new(MovedMeanwhile(store.clone())),
+    );
+    let r = sched.tick().await.unwrap();
+    assert_eq!(
+        result_of(&r, "incoming/orders/a.csv").result,
+        FileResult::Gone,
+        "{r}"
+    );
+    assert!(keys(s, "errors/").await.is_empty());
+    assert!(keys(s, "failed/").await.is_empty());
+    assert_eq!(keys(s, "processed/").await, vec!["processed/orders/a.csv"]);
+}
+
+// --- no file is retried for ever ---------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_whose_moves_keep_failing_is_parked_not_retried_for_ever() {
+    let w = Setup::seaweedfs_postgres().await;
+    put(&*w.store, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
+    let broken = scheduler(
+        w.config("max_attempts = 2"),
+        Arc::new(MovesFail(w.store.clone())),
+    );
+    let r = broken.tick().await.unwrap();
+    assert_eq!((r.loaded, r.move_errors), (1, 1), "{r}");
+    let r = broken.tick().await.unwrap();
+    assert_eq!((r.already_loaded, r.move_errors), (1, 1), "{r}");
+    for _ in 0..2 {
+        let r = broken.tick().await.unwrap();
+        assert_eq!((r.selected, r.stuck, r.already_loaded), (0, 1, 0), "{r}");
+        let line = result_of(&r, "incoming/orders/a.csv");
+        assert_eq!(line.result, FileResult::Stuck);
+        assert!(
+            line.reason.as_deref().unwrap().contains("2 moves failed"),
+            "{r}"
+        );
+    }
+    assert_eq!(w.count(1).await, 1);
+}
+
+/// A producer writing straight into the directory can use any name the
+/// file system takes (up to 255 bytes); the store finds and moves it, and
+/// its report (`.json` added) still fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_file_with_a_255_byte_name_loads_and_moves() {
+    let w = Setup::local_sqlite();
+    let root = w._dir.as_ref().unwrap().path().join("bucket");
+    let good = format!("{}.csv", "g".repeat(251));
+    let bad = format!("{}.csv", "b".repeat(251));
+    std::fs::create_dir_all(root.join("incoming/orders")).unwrap();
+    std::fs::write(root.join("incoming/orders").join(&good), csv(&[(1, "a")])).unwrap();
+    std::fs::write(
+        root.join("incoming/orders").join(&bad),
+        format!("{HEADER}2\n"),
+    )
+    .unwrap();
+    let sched = scheduler(w.config("max_attempts = 2"), w.store.clone());
+    let r = sched.tick().await.unwrap();
+    assert_eq!((r.loaded, r.failed, r.move_errors), (1, 1, 0), "{r}");
+    assert!(root.join("processed/orders").join(&good).is_file());
+    assert!(root.join("failed/orders").join(&bad).is_file());
+    let report = error_report(&*w.store, &format!("orders/{bad}")).await;
+    assert!(report["reason"].as_str().unwrap().contains("line 2"));
+    assert!(keys(&*w.store, "incoming/").await.is_empty());
+}
