@@ -325,7 +325,7 @@ async fn a_missing_column_is_an_outage() {
         .unwrap();
     refused(
         &url,
-        format!("id,customer,amount,ordered_at,coupon\n1,a,1,2026-11-01T00:00:00Z,X\n"),
+        "id,customer,amount,ordered_at,coupon\n1,a,1,2026-11-01T00:00:00Z,X\n".to_owned(),
         &[
             "column \"coupon\" of relation \"orders\" does not exist",
             "[42703]",
