@@ -314,3 +314,129 @@ async fn forecasts_answers_from_the_index_the_tick_wrote() {
         stderr(&bad)
     );
 }
+
+/// `n` bytes of `byte` as concatenated gzip members of 1 MiB each: a 2 GiB
+/// stream in about 2 MB, built in milliseconds (the reader decodes every
+/// member, as gzip(1) does).
+fn gzip_of(byte: u8, n: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mib = 1 << 20;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&vec![byte; mib]).unwrap();
+    let member = enc.finish().unwrap();
+    member.repeat((n / mib as u64) as usize)
+}
+
+/// Hostile inputs fail, each with a reason naming the limit, while the
+/// loader's peak RSS stays under 256 MB (GNU time's maximum resident set
+/// size of the whole `s3loader tick` process).
+#[test]
+fn hostile_inputs_fail_with_named_reasons_in_bounded_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let incoming = dir.path().join("bucket/incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    // 2 GiB of zeros, no newline: one endless CSV record.
+    std::fs::write(incoming.join("zeros.csv.gz"), gzip_of(0, 2 << 30)).unwrap();
+    // 2 GiB of newlines: no record at all, only decompressed bytes.
+    std::fs::write(incoming.join("bomb.csv.gz"), gzip_of(b'\n', 2 << 30)).unwrap();
+    // A single 200 MB JSON line.
+    let mut line =
+        std::io::BufWriter::new(std::fs::File::create(incoming.join("line.jsonl")).unwrap());
+    line.write_all(b"{\"a\":\"").unwrap();
+    for _ in 0..200 {
+        line.write_all(&[b'x'; 1_000_000]).unwrap();
+    }
+    line.write_all(b"\"}\n").unwrap();
+    line.flush().unwrap();
+    drop(line);
+    // A netCDF file that declares 2^32 forecast times.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/hostile/huge_time_dimension.nc"),
+        incoming.join("huge.nc"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        r#"
+        [source]
+        url = "dir:bucket"
+        [limits]
+        max_decompressed_bytes = 268435456
+        [destinations.db]
+        kind = "sqlite"
+        path = "wh.db"
+        [destinations.index]
+        kind = "dynamodb"
+        [[route]]
+        pattern = "*.csv*"
+        destination = "db"
+        table = "t"
+        [[route]]
+        pattern = "*.jsonl"
+        destination = "db"
+        table = "j"
+        format = "jsonl"
+        [[route]]
+        pattern = "*.nc"
+        destination = "index"
+        table = "forecasts"
+        format = "netcdf"
+        "#,
+    )
+    .unwrap();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kb %M", env!("CARGO_BIN_EXE_s3loader")])
+        .args(["--config", "c.toml", "tick", "--json"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run s3loader under /usr/bin/time (apt-get install time)");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let reason = |key: &str| -> String {
+        let line = report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["key"] == key)
+            .unwrap_or_else(|| panic!("{key} not in {report}"));
+        assert_eq!(line["result"], "failed", "{line}");
+        line["reason"].as_str().unwrap().to_owned()
+    };
+    let zeros = reason("incoming/zeros.csv.gz");
+    assert!(
+        zeros.contains("longer than limits.max_record_bytes (16777216 bytes)"),
+        "{zeros}"
+    );
+    let bomb = reason("incoming/bomb.csv.gz");
+    assert!(
+        bomb.contains("more than limits.max_decompressed_bytes (268435456 bytes)"),
+        "{bomb}"
+    );
+    let line = reason("incoming/line.jsonl");
+    assert!(
+        line.contains("line 1: line longer than limits.max_record_bytes"),
+        "{line}"
+    );
+    let nc = reason("incoming/huge.nc");
+    assert!(
+        nc.contains("more than limits.netcdf_max_time_cells (1000000)"),
+        "{nc}"
+    );
+    let kb: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kb "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RSS figure in {err}"));
+    eprintln!("hostile inputs: peak RSS {} MB", kb / 1024);
+    assert!(kb < 256 * 1024, "peak RSS {kb} KB is over 256 MB");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("bucket/failed"))
+            .unwrap()
+            .count(),
+        4
+    );
+}
