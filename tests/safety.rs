@@ -692,3 +692,143 @@ async fn a_local_file_with_a_255_byte_name_loads_and_moves() {
     assert!(report["reason"].as_str().unwrap().contains("line 2"));
     assert!(keys(&*w.store, "incoming/").await.is_empty());
 }
+
+// --- a huge backlog still drains ---------------------------------------------
+
+/// A store slow to list: pages of 100 keys, each 150 ms, as a bucket of
+/// millions of keys is slow to list in full.
+#[derive(Debug)]
+struct SlowList(Arc<dyn ObjectStore>);
+
+fn slowly(
+    pages: futures::stream::BoxStream<'_, loader::Result<Vec<loader::store::ObjectMeta>>>,
+) -> futures::stream::BoxStream<'_, loader::Result<Vec<loader::store::ObjectMeta>>> {
+    use futures::StreamExt;
+    pages
+        .flat_map(|page| {
+            futures::stream::iter(match page {
+                Ok(p) => p.chunks(100).map(|c| Ok(c.to_vec())).collect(),
+                Err(e) => vec![Err(e)],
+            })
+        })
+        .then(|page| async {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            page
+        })
+        .boxed()
+}
+
+#[async_trait]
+impl ObjectStore for SlowList {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures::stream::BoxStream<'a, loader::Result<Vec<loader::store::ObjectMeta>>> {
+        slowly(self.0.list(prefix))
+    }
+    fn list_after<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: &'a str,
+    ) -> futures::stream::BoxStream<'a, loader::Result<Vec<loader::store::ObjectMeta>>> {
+        slowly(self.0.list_after(prefix, start_after))
+    }
+    async fn head(&self, key: &str) -> loader::Result<loader::store::ObjectMeta> {
+        self.0.head(key).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> loader::Result<loader::store::GetObject> {
+        self.0.get(key, if_match).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+        mode: loader::store::PutMode,
+    ) -> loader::Result<String> {
+        self.0.put(key, body, mode).await
+    }
+    async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
+        self.0.delete(key, if_match).await
+    }
+    async fn copy(&self, from: &loader::store::ObjectMeta, to: &str) -> loader::Result<()> {
+        self.0.copy(from, to).await
+    }
+    async fn copy_if_absent(
+        &self,
+        from: &loader::store::ObjectMeta,
+        to: &str,
+    ) -> loader::Result<()> {
+        self.0.copy_if_absent(from, to).await
+    }
+    async fn same_content(
+        &self,
+        a: &loader::store::ObjectMeta,
+        b: &loader::store::ObjectMeta,
+    ) -> loader::Result<bool> {
+        self.0.same_content(a, b).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_too_large_to_list_in_a_tick_still_drains() {
+    let w = Setup::local_sqlite();
+    let orders = w
+        ._dir
+        .as_ref()
+        .unwrap()
+        .path()
+        .join("bucket/incoming/orders");
+    std::fs::create_dir_all(&orders).unwrap();
+    for i in 0..1000u32 {
+        std::fs::write(orders.join(format!("{i:04}.csv")), csv(&[(i, "c")])).unwrap();
+    }
+    let store: Arc<dyn ObjectStore> = Arc::new(SlowList(w.store.clone()));
+    // Listing all 1,000 keys takes 1.5 s; a tick may list for 1 s.
+    let sched = scheduler(
+        w.config("deadline_secs = 30\nlist_max_secs = 1\nmax_files = 2000"),
+        store.clone(),
+    );
+    let first = sched.tick().await.unwrap();
+    assert!(!first.backlog.complete, "{first}");
+    assert!(
+        first.list_ms < 1500,
+        "listing stopped at its budget: {first}"
+    );
+    assert!(
+        first.loaded > 0 && first.loaded < 1000,
+        "it loaded what it had listed: {first}"
+    );
+    assert!(!keys(&*w.store, "_s3loader/list-cursor.json")
+        .await
+        .is_empty());
+    let mut loaded = first.loaded;
+    for _ in 0..3 {
+        let r = sched.tick().await.unwrap();
+        loaded += r.loaded;
+    }
+    assert_eq!(loaded, 1000);
+    assert!(keys(&*w.store, "incoming/").await.is_empty());
+    assert!(
+        keys(&*w.store, "_s3loader/list-cursor.json")
+            .await
+            .is_empty(),
+        "a listing that reached the end clears the cursor"
+    );
+    let last = sched.tick().await.unwrap();
+    assert!(last.backlog.complete && last.selected == 0, "{last}");
+    let db = w._dir.as_ref().unwrap().path().join("wh.db");
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let (n, distinct): (i64, i64) = conn
+        .query_row("SELECT count(*), count(DISTINCT id) FROM orders", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((n, distinct), (1000, 1000), "each file once");
+}

@@ -208,6 +208,32 @@ pub async fn listing_is_paged_ordered_and_bounded_by_prefix(store: Arc<dyn Objec
     assert_eq!(keys(&*store, "incoming/").await.len(), n + 1);
 }
 
+/// A listing can go on after a key, as a tick whose listing was cut short
+/// does.
+pub async fn listing_goes_on_after_a_key(store: Arc<dyn ObjectStore>) {
+    for k in [
+        "incoming/a",
+        "incoming/b/1",
+        "incoming/b/2",
+        "incoming/c",
+        "other/z",
+    ] {
+        store
+            .put(k, Bytes::from_static(b"x"), PutMode::Overwrite)
+            .await
+            .unwrap();
+    }
+    let after: Vec<String> = store
+        .list_after("incoming/", "incoming/b/1")
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flat_map(|p| p.unwrap())
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(after, vec!["incoming/b/2", "incoming/c"]);
+}
+
 pub async fn move_refuses_to_delete_a_changed_object(store: Arc<dyn ObjectStore>) {
     let k = "incoming/changing.csv";
     store
@@ -380,6 +406,7 @@ on_every_backend!(
     conditional_put_get_delete,
     listing_is_paged_ordered_and_bounded_by_prefix,
     move_refuses_to_delete_a_changed_object,
+    listing_goes_on_after_a_key,
 );
 
 /// Conditional copies: not on moto, which ignores the conditions (above).

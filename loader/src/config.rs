@@ -96,6 +96,10 @@ pub struct TickConfig {
     pub max_attempts: u32,
     /// The tick stops dispatching new batches after this many seconds.
     pub deadline_secs: u64,
+    /// Listing stops after this many seconds, so a huge backlog still
+    /// leaves the tick time to load: the oldest found so far are loaded,
+    /// and the next tick lists on from where this one stopped.
+    pub list_max_secs: u64,
     /// In Lambda, the tick also stops dispatching this many seconds before
     /// the function times out, so batches in flight can return and their
     /// files move. The scheduler Lambda raises it to the loader function's
@@ -119,6 +123,7 @@ impl Default for TickConfig {
             move_concurrency: 16,
             max_attempts: 5,
             deadline_secs: 50,
+            list_max_secs: 10,
             lambda_reserve_secs: 20,
             lease_ttl_secs: 300,
             interval_secs: 60,
@@ -382,6 +387,15 @@ impl Config {
             if value == 0 {
                 return Err(Error::config(field, "must be at least 1"));
             }
+        }
+        if t.list_max_secs == 0 || t.list_max_secs > t.deadline_secs {
+            return Err(Error::config(
+                "tick.list_max_secs",
+                format!(
+                    "{} must be between 1 and tick.deadline_secs ({})",
+                    t.list_max_secs, t.deadline_secs
+                ),
+            ));
         }
         if !(10..=31).contains(&self.limits.zstd_window_log_max) {
             return Err(Error::config(

@@ -60,6 +60,7 @@ pub async fn scan(
     let s = scan_with(
         store,
         prefix,
+        None,
         max_files,
         max_bytes,
         deadline,
@@ -80,13 +81,18 @@ pub struct Scan {
     pub seen: BTreeSet<String>,
     /// Files counted in the backlog but passed over because `skip` said so.
     pub skipped: Vec<ObjectMeta>,
+    /// The last key listed, if the listing stopped before the end: where
+    /// the next listing goes on.
+    pub stopped_after: Option<String>,
 }
 
-/// [`scan`], also noting which of `watched` exist and passing over (not
-/// selecting) the files `skip` names.
+/// [`scan`], starting after `start_after` if given, also noting which of
+/// `watched` exist and passing over (not selecting) the files `skip` names.
+#[allow(clippy::too_many_arguments)]
 pub async fn scan_with(
     store: &dyn ObjectStore,
     prefix: &str,
+    start_after: Option<&str>,
     max_files: usize,
     max_bytes: u64,
     deadline: Instant,
@@ -101,12 +107,20 @@ pub async fn scan_with(
     };
     // A max-heap of the youngest kept on top, so it is the one evicted.
     let mut heap: BinaryHeap<ByAge> = BinaryHeap::with_capacity(max_files + 1);
-    let mut pages = store.list(prefix);
+    let mut pages = match start_after {
+        Some(after) => store.list_after(prefix, after),
+        None => store.list(prefix),
+    };
+    let mut last: Option<String> = None;
+    let mut stopped_after = None;
     while let Some(page) = pages.next().await {
         let page = page.map_err(Error::loader(format!(
             "list {prefix:?} in {}",
             store.name()
         )))?;
+        if let Some(m) = page.last() {
+            last = Some(m.key.clone());
+        }
         for meta in page {
             backlog.files += 1;
             backlog.bytes += meta.size;
@@ -130,6 +144,7 @@ pub async fn scan_with(
         }
         if Instant::now() >= deadline {
             backlog.complete = false;
+            stopped_after = last.clone();
             break;
         }
     }
@@ -151,5 +166,6 @@ pub async fn scan_with(
         selected,
         seen,
         skipped,
+        stopped_after,
     })
 }

@@ -66,6 +66,12 @@ enum Disposition {
     },
 }
 
+/// `_s3loader/list-cursor.json`: where the next listing starts.
+#[derive(Serialize, serde::Deserialize)]
+struct Cursor {
+    start_after: String,
+}
+
 /// `errors/<path>.json`.
 #[derive(Serialize)]
 struct ErrorReport<'a> {
@@ -160,7 +166,9 @@ impl Scheduler {
         let src = &self.config.source;
         let tick = &self.config.tick;
         let mut attempts = Attempts::load(&*self.store, &self.state_key("attempts.json")).await?;
+        let cursor = self.read_cursor().await?;
         let phase = Instant::now();
+        let list_until = deadline.min(phase + Duration::from_secs(tick.list_max_secs));
         let watched = attempts.keys().cloned().collect();
         let max_moves = tick.max_attempts;
         let stuck = |m: &ObjectMeta| {
@@ -171,9 +179,10 @@ impl Scheduler {
         let scanned = scan_with(
             &*self.store,
             &src.incoming,
+            cursor.as_deref(),
             tick.max_files,
             tick.max_bytes,
-            deadline,
+            list_until,
             &watched,
             &stuck,
         )
@@ -181,6 +190,18 @@ impl Scheduler {
         report.list_ms = phase.elapsed().as_millis() as u64;
         report.backlog = scanned.backlog;
         report.selected = scanned.selected.len() as u64;
+        // A listing cut short leaves a cursor; the next tick lists on from
+        // it, and one that reaches the end starts the next from the top, so
+        // every key is reached however large the backlog.
+        match (&scanned.stopped_after, &cursor) {
+            (Some(after), _) => self.write_cursor(Some(after)).await?,
+            (None, Some(_)) => self.write_cursor(None).await?,
+            (None, None) => {}
+        }
+        if cursor.is_some() {
+            // Only the part after the cursor was seen: lower bounds.
+            report.backlog.complete = false;
+        }
         if report.backlog.complete {
             attempts.prune(&scanned.seen);
         }
@@ -649,6 +670,37 @@ impl Scheduler {
             Err(loader::Error::Precondition { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Where the last cut-short listing stopped, if it did.
+    async fn read_cursor(&self) -> Result<Option<String>> {
+        let key = self.state_key("list-cursor.json");
+        match self.store.get_bytes(&key, 64 * 1024).await {
+            Ok(bytes) => Ok(serde_json::from_slice::<Cursor>(&bytes)
+                .map(|c| c.start_after)
+                .map_err(|e| tracing::warn!(%key, error = %e, "list cursor unreadable; listing from the top"))
+                .ok()),
+            Err(loader::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::loader(format!("read the list cursor {key:?}"))(e)),
+        }
+    }
+
+    async fn write_cursor(&self, after: Option<&str>) -> Result<()> {
+        let key = self.state_key("list-cursor.json");
+        let done = match after {
+            Some(after) => {
+                let body = serde_json::to_vec(&Cursor {
+                    start_after: after.to_owned(),
+                })
+                .expect("cursor serialises");
+                self.store
+                    .put(&key, Bytes::from(body), PutMode::Overwrite)
+                    .await
+                    .map(|_| ())
+            }
+            None => self.store.delete(&key, None).await,
+        };
+        done.map_err(Error::loader(format!("write the list cursor {key:?}")))
     }
 
     async fn publish(&self, report: &TickReport, now: chrono::DateTime<Utc>) {

@@ -70,6 +70,27 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// appear.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<Vec<ObjectMeta>>>;
 
+    /// [`ObjectStore::list`], starting after `start_after` (S3's
+    /// `StartAfter`): only keys greater than it. Lets a listing too long
+    /// for one tick continue where the last one stopped. The default filters
+    /// a full listing; backends that can skip ahead override it.
+    fn list_after<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: &'a str,
+    ) -> BoxStream<'a, Result<Vec<ObjectMeta>>> {
+        use futures::StreamExt;
+        self.list(prefix)
+            .map(move |page| {
+                page.map(|p| {
+                    p.into_iter()
+                        .filter(|m| m.key.as_str() > start_after)
+                        .collect()
+                })
+            })
+            .boxed()
+    }
+
     /// The object's metadata; [`Error::NotFound`] if it is missing.
     async fn head(&self, key: &str) -> Result<ObjectMeta>;
 
@@ -77,6 +98,31 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`Error::Precondition`] if the object's ETag differs, so a reader never
     /// loads a version other than the one it was given.
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject>;
+
+    /// Reads a small object whole (state, config): at most `max` bytes,
+    /// else [`Error::InvalidKey`] naming the size, so a stray huge object
+    /// cannot exhaust memory.
+    async fn get_bytes(&self, key: &str, max: u64) -> Result<Bytes> {
+        use tokio::io::AsyncReadExt;
+        let object = self.get(key, None).await?;
+        let mut buf = Vec::new();
+        let read = object
+            .body
+            .take(max + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| Error::Read {
+                key: key.to_owned(),
+                source: e,
+            })?;
+        if read as u64 > max {
+            return Err(Error::InvalidKey {
+                key: key.to_owned(),
+                reason: format!("larger than {max} bytes, the most read whole"),
+            });
+        }
+        Ok(Bytes::from(buf))
+    }
 
     /// Writes the object whole; returns its new ETag.
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> Result<String>;

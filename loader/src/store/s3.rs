@@ -172,6 +172,43 @@ impl S3Store {
 }
 
 impl S3Store {
+    fn list_from<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+    ) -> BoxStream<'a, Result<Vec<ObjectMeta>>> {
+        let pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .into_paginator()
+            .send();
+
+        stream::unfold(pages, move |mut pages| async move {
+            let page = pages.next().await?;
+            let page = page
+                .map(|out| {
+                    out.contents()
+                        .iter()
+                        .filter_map(|o| {
+                            let key = o.key()?;
+                            (!key.ends_with('/')).then(|| ObjectMeta {
+                                key: key.to_owned(),
+                                size: o.size().unwrap_or(0).max(0) as u64,
+                                last_modified: to_chrono(o.last_modified()),
+                                etag: o.e_tag().unwrap_or_default().to_owned(),
+                            })
+                        })
+                        .collect()
+                })
+                .map_err(|e| self.classify("list", prefix, e));
+            Some((page, pages))
+        })
+        .boxed()
+    }
+
     async fn copy_with(&self, from: &ObjectMeta, to: &str, if_absent: bool) -> Result<()> {
         if from.size > self.multipart_threshold {
             return self.multipart_copy(from, to, if_absent).await;
@@ -272,34 +309,15 @@ impl ObjectStore for S3Store {
     }
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxStream<'a, Result<Vec<ObjectMeta>>> {
-        let pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        stream::unfold(pages, move |mut pages| async move {
-            let page = pages.next().await?;
-            let page = page
-                .map(|out| {
-                    out.contents()
-                        .iter()
-                        .filter_map(|o| {
-                            let key = o.key()?;
-                            (!key.ends_with('/')).then(|| ObjectMeta {
-                                key: key.to_owned(),
-                                size: o.size().unwrap_or(0).max(0) as u64,
-                                last_modified: to_chrono(o.last_modified()),
-                                etag: o.e_tag().unwrap_or_default().to_owned(),
-                            })
-                        })
-                        .collect()
-                })
-                .map_err(|e| self.classify("list", prefix, e));
-            Some((page, pages))
-        })
-        .boxed()
+        self.list_from(prefix, None)
+    }
+
+    fn list_after<'a>(
+        &'a self,
+        prefix: &'a str,
+        start_after: &'a str,
+    ) -> BoxStream<'a, Result<Vec<ObjectMeta>>> {
+        self.list_from(prefix, Some(start_after))
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
