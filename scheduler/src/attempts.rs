@@ -15,7 +15,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use loader::store::{ObjectStore, PutMode};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
 
@@ -64,26 +63,17 @@ impl Attempts {
 
     fn entry(&mut self, key: &str, etag: &str) -> &mut Attempt {
         self.touched.insert(key.to_owned());
-        let entry = self
-            .entries
-            .entry(key.to_owned())
-            .or_insert_with(|| Attempt {
-                etag: etag.to_owned(),
-                attempts: 0,
-                last_error: String::new(),
-                last_at: Utc::now(),
-                suspect: false,
-                move_failures: 0,
-            });
+        let fresh = || Attempt {
+            etag: etag.to_owned(),
+            attempts: 0,
+            last_error: String::new(),
+            last_at: Utc::now(),
+            suspect: false,
+            move_failures: 0,
+        };
+        let entry = self.entries.entry(key.to_owned()).or_insert_with(fresh);
         if entry.etag != etag {
-            *entry = Attempt {
-                etag: etag.to_owned(),
-                attempts: 0,
-                last_error: String::new(),
-                last_at: Utc::now(),
-                suspect: false,
-                move_failures: 0,
-            };
+            *entry = fresh();
         }
         entry
     }
@@ -221,18 +211,11 @@ async fn read(
     store: &dyn ObjectStore,
     key: &str,
 ) -> Result<(Option<String>, BTreeMap<String, Attempt>)> {
-    let mut object = match store.get(key, None).await {
+    let (meta, buf) = match store.get_bytes(key, crate::lease::STATE_MAX_BYTES).await {
         Ok(o) => o,
         Err(loader::Error::NotFound { .. }) => return Ok((None, BTreeMap::new())),
         Err(e) => return Err(Error::loader(format!("read attempt counts {key:?}"))(e)),
     };
-    let mut buf = Vec::new();
-    object.body.read_to_end(&mut buf).await.map_err(|e| {
-        Error::loader(format!("read attempt counts {key:?}"))(loader::Error::Read {
-            key: key.to_owned(),
-            source: e,
-        })
-    })?;
     let entries = match serde_json::from_slice(&buf) {
         Ok(entries) => entries,
         // Losing counts only means more retries; refusing to tick would
@@ -242,5 +225,5 @@ async fn read(
             BTreeMap::new()
         }
     };
-    Ok((Some(object.meta.etag), entries))
+    Ok((Some(meta.etag), entries))
 }

@@ -11,7 +11,6 @@ use chrono::{DateTime, Duration, Utc};
 use loader::store::{ObjectStore, PutMode};
 use loader::Error as LoaderError;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
 
@@ -107,18 +106,12 @@ pub async fn acquire(
 }
 
 async fn read(store: &dyn ObjectStore, key: &str) -> Result<(Option<Body>, String), LoaderError> {
-    let mut object = store.get(key, None).await?;
-    let mut buf = Vec::new();
-    object
-        .body
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| LoaderError::Read {
-            key: key.to_owned(),
-            source: e,
-        })?;
-    Ok((serde_json::from_slice(&buf).ok(), object.meta.etag))
+    let (meta, bytes) = store.get_bytes(key, STATE_MAX_BYTES).await?;
+    Ok((serde_json::from_slice(&bytes).ok(), meta.etag))
 }
+
+/// The most read of a state object (lease, attempts, cursor).
+pub(crate) const STATE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Gives the lease back. If it was taken over meanwhile (we overran its
 /// TTL), the new holder's lease is left alone and a warning logged.

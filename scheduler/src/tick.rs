@@ -675,8 +675,8 @@ impl Scheduler {
     /// Where the last cut-short listing stopped, if it did.
     async fn read_cursor(&self) -> Result<Option<String>> {
         let key = self.state_key("list-cursor.json");
-        match self.store.get_bytes(&key, 64 * 1024).await {
-            Ok(bytes) => Ok(serde_json::from_slice::<Cursor>(&bytes)
+        match self.store.get_bytes(&key, crate::lease::STATE_MAX_BYTES).await {
+            Ok((_, bytes)) => Ok(serde_json::from_slice::<Cursor>(&bytes)
                 .map(|c| c.start_after)
                 .map_err(|e| tracing::warn!(%key, error = %e, "list cursor unreadable; listing from the top"))
                 .ok()),

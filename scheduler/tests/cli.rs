@@ -120,6 +120,30 @@ fn tick_status_and_reprocess_with_a_config_file() {
     let real = s3loader(&["--config", cfg, "reprocess"], dir.path());
     assert!(real.status.success());
     assert!(dir.path().join("bucket/incoming/bad.csv").exists());
+
+    // It fails again; meanwhile the producer sends a corrected file under
+    // the same name: reprocess leaves both where they are, says so, exits 1.
+    let tick = s3loader(&["--config", cfg, "tick"], dir.path());
+    assert!(tick.status.success(), "{}", stderr(&tick));
+    std::fs::write(
+        dir.path().join("bucket/incoming/bad.csv"),
+        "a,b
+1,3
+",
+    )
+    .unwrap();
+    let conflict = s3loader(&["--config", cfg, "reprocess", "--json"], dir.path());
+    assert!(!conflict.status.success(), "a conflict is an error exit");
+    let r: serde_json::Value = serde_json::from_slice(&conflict.stdout).unwrap();
+    assert_eq!(r["moved"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(r["conflicts"][0]["key"], "failed/bad.csv", "{r}");
+    assert_eq!(r["conflicts"][0]["target"], "incoming/bad.csv", "{r}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("bucket/incoming/bad.csv")).unwrap(),
+        "a,b\n1,3\n",
+        "the corrected file is not replaced"
+    );
+    assert!(dir.path().join("bucket/failed/bad.csv").exists());
 }
 
 #[test]

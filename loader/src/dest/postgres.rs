@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::SinkExt;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, OnceCell};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, GenericClient, NoTls};
 
 use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
@@ -157,14 +157,14 @@ impl Postgres {
         Ok(client)
     }
 
-    async fn load_batch(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> Result<BatchOutcome> {
-        let mut client = self.connect().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| self.error("begin", e))?;
-        let keys: Vec<&str> = batch.files.iter().map(|f| f.key.as_str()).collect();
-        let seen: HashSet<(String, String)> = tx
+    /// The `(key, ETag)` pairs of `files` the ledger holds.
+    async fn in_ledger(
+        &self,
+        client: &impl GenericClient,
+        files: &[FileTask],
+    ) -> Result<HashSet<(String, String)>> {
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+        Ok(client
             .query(
                 &format!("SELECT object_key, etag FROM {LEDGER_TABLE} WHERE object_key = ANY($1)"),
                 &[&keys],
@@ -173,7 +173,16 @@ impl Postgres {
             .map_err(|e| self.error("ledger lookup", e))?
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
-            .collect();
+            .collect())
+    }
+
+    async fn load_batch(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> Result<BatchOutcome> {
+        let mut client = self.connect().await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| self.error("begin", e))?;
+        let seen = self.in_ledger(&tx, &batch.files).await?;
         // Parsed once per batch, not once per file.
         let ledger_insert = tx
             .prepare(&format!(
@@ -454,17 +463,7 @@ impl Destination for Postgres {
 
     async fn loaded(&self, files: &[FileTask]) -> Result<Vec<bool>> {
         let client = self.connect().await?;
-        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
-        let seen: HashSet<(String, String)> = client
-            .query(
-                &format!("SELECT object_key, etag FROM {LEDGER_TABLE} WHERE object_key = ANY($1)"),
-                &[&keys],
-            )
-            .await
-            .map_err(|e| self.error("ledger lookup", e))?
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        let seen = self.in_ledger(&client, files).await?;
         Ok(files
             .iter()
             .map(|f| seen.contains(&(f.key.clone(), f.etag.clone())))

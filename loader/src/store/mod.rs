@@ -99,10 +99,10 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// loads a version other than the one it was given.
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject>;
 
-    /// Reads a small object whole (state, config): at most `max` bytes,
-    /// else [`Error::InvalidKey`] naming the size, so a stray huge object
-    /// cannot exhaust memory.
-    async fn get_bytes(&self, key: &str, max: u64) -> Result<Bytes> {
+    /// Reads a small object whole (state, config), with its metadata: at
+    /// most `max` bytes, else [`Error::InvalidKey`] naming the size, so a
+    /// stray huge object cannot exhaust memory.
+    async fn get_bytes(&self, key: &str, max: u64) -> Result<(ObjectMeta, Bytes)> {
         use tokio::io::AsyncReadExt;
         let object = self.get(key, None).await?;
         let mut buf = Vec::new();
@@ -121,7 +121,7 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
                 reason: format!("larger than {max} bytes, the most read whole"),
             });
         }
-        Ok(Bytes::from(buf))
+        Ok((object.meta, Bytes::from(buf)))
     }
 
     /// Writes the object whole; returns its new ETag.

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A huge backlog: BENCH_KEYS (200,000) small CSV files on SeaweedFS, drained
+# into PostgreSQL by `s3loader tick`, release build. Measures; asserts
+# nothing. Run it through the services script:
+#
+#   tests/services.sh bench/backlog.sh
+#   BENCH_KEYS=20000 BENCH_TICKS=2 tests/services.sh bench/backlog.sh
+#
+# Prints, for BENCH_TICKS ticks with the default tick.list_max_secs (10 s):
+# the time to first dispatch (the tick's listing time), the backlog it saw
+# (a lower bound once listing is cut short), files loaded and files/s over
+# the whole tick; then how long one full listing of the backlog takes
+# (`s3loader status`), which is what every tick spent before listing was
+# bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${S3LOADER_TEST_SEAWEEDFS:?run through tests/services.sh}"
+keys=${BENCH_KEYS:-200000}
+ticks=${BENCH_TICKS:-3}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
+cargo build --release -q -p s3loader
+bin="$CARGO_TARGET_DIR/release/s3loader"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export AWS_ENDPOINT_URL_S3="$S3LOADER_TEST_SEAWEEDFS"
+bucket="backlog-$(date +%s)"
+db="bench_backlog_$(date +%s)"
+psql "$S3LOADER_TEST_PG" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
+export BENCH_PG="${S3LOADER_TEST_PG/dbname=postgres/dbname=$db}"
+psql "$BENCH_PG" -qAt -v ON_ERROR_STOP=1 \
+  -c "CREATE TABLE orders (id bigint, customer text, amount numeric(12,2), ordered_at timestamptz)" >/dev/null
+
+echo "putting $keys objects into s3://$bucket/incoming/ ..." >&2
+started=$(date +%s.%N)
+python3 - "$S3LOADER_TEST_SEAWEEDFS" "$bucket" "$keys" <<'PY'
+import sys, boto3, concurrent.futures as cf
+from botocore.config import Config
+endpoint, bucket, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  config=Config(s3={"addressing_style": "path"}, max_pool_connections=64,
+                                request_checksum_calculation="when_required"))
+s3.create_bucket(Bucket=bucket)
+def put(i):
+    body = f"id,customer,amount,ordered_at\n{i},c{i % 97},1.00,2026-11-01T00:00:00Z\n"
+    s3.put_object(Bucket=bucket, Key=f"incoming/orders/{i // 1000:04d}/{i:07d}.csv", Body=body)
+with cf.ThreadPoolExecutor(64) as pool:
+    for _ in pool.map(put, range(n), chunksize=256):
+        pass
+PY
+echo "put in $(echo "$(date +%s.%N) - $started" | bc) s" >&2
+
+cat >"$work/c.toml" <<TOML
+[source]
+url = "s3://$bucket"
+[tick]
+max_files = 1000
+[destinations.pg]
+kind = "postgres"
+url = "env:BENCH_PG"
+[[route]]
+pattern = "**"
+destination = "pg"
+table = "orders"
+TOML
+
+echo
+echo "| tick | time to first dispatch (list) | backlog seen | complete | loaded | tick duration | files/s |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+for t in $(seq 1 "$ticks"); do
+  "$bin" --config "$work/c.toml" tick --json >"$work/r.json"
+  python3 - "$work/r.json" "$t" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); t = sys.argv[2]
+d = r["duration_ms"] / 1000
+print(f"| {t} | {r['list_ms'] / 1000:.2f} s | {r['backlog']['files']} | {r['backlog']['complete']} | "
+      f"{r['loaded']} | {d:.2f} s | {r['loaded'] / d:.0f} |")
+PY
+done
+started=$(date +%s.%N)
+"$bin" --config "$work/c.toml" status --json >"$work/s.json"
+echo
+echo "one full listing (s3loader status): $(python3 -c "import json;print(json.load(open('$work/s.json'))['backlog']['files'])") keys in $(echo "$(date +%s.%N) - $started" | bc) s"
