@@ -127,6 +127,68 @@ async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
     assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());
 }
 
+/// An outage shows in the metrics (and so in the DestinationErrors alarm),
+/// not in FilesFailed or FilesRetried attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_published_as_destination_errors_not_failures() {
+    let cw = cloudwatch().await;
+    let namespace = unique("S3LoaderTest");
+    let (store, _dir) = local();
+    let store = arc(store);
+    for k in ["incoming/a.csv", "incoming/b.csv"] {
+        store
+            .put(k, Bytes::from_static(b"x\n1\n"), PutMode::Create)
+            .await
+            .unwrap();
+    }
+    let down = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        closed_port()
+    );
+    let config = Config::from_toml(&format!(
+        r#"
+        [source]
+        url = "dir:unused"
+        [tick]
+        max_attempts = 1
+        [metrics]
+        sink = "cloudwatch"
+        namespace = "{namespace}"
+        pipeline = "down"
+        [destinations.wh]
+        kind = "postgres"
+        url = "{down}"
+        connect_timeout_secs = 2
+        [[route]]
+        pattern = "*.csv"
+        destination = "wh"
+        table = "t"
+        "#
+    ))
+    .unwrap();
+    let worker = Worker::from_config(&config, store.clone()).unwrap();
+    let sched = Scheduler::new(
+        config,
+        store.clone(),
+        Arc::new(LocalFanout::new(worker)),
+        Arc::new(CloudWatchSink::new(cw.clone())),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let r = sched.tick().await.unwrap();
+        assert_eq!((r.failed, r.destination_errors), (0, 2), "{r}");
+    }
+    let sum = |name: &'static str| {
+        let cw = cw.clone();
+        let namespace = namespace.clone();
+        async move { cloudwatch_sum(&cw, &namespace, "down", name).await }
+    };
+    assert_eq!(sum("DestinationErrors").await, 4.0);
+    assert_eq!(sum("FilesFailed").await, 0.0);
+    assert_eq!(sum("BacklogFiles").await, 4.0, "both files, both ticks");
+    assert_eq!(keys(&*store, "incoming/").await.len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cloudwatch_is_a_retryable_error_naming_the_namespace() {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
