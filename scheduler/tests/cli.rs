@@ -125,13 +125,9 @@ fn tick_status_and_reprocess_with_a_config_file() {
     // the same name: reprocess leaves both where they are, says so, exits 1.
     let tick = s3loader(&["--config", cfg, "tick"], dir.path());
     assert!(tick.status.success(), "{}", stderr(&tick));
-    std::fs::write(
-        dir.path().join("bucket/incoming/bad.csv"),
-        "a,b
-1,3
-",
-    )
-    .unwrap();
+    // (The directory store removed the emptied incoming/ folder.)
+    std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    std::fs::write(dir.path().join("bucket/incoming/bad.csv"), "a,b\n1,3\n").unwrap();
     let conflict = s3loader(&["--config", cfg, "reprocess", "--json"], dir.path());
     assert!(!conflict.status.success(), "a conflict is an error exit");
     let r: serde_json::Value = serde_json::from_slice(&conflict.stdout).unwrap();
