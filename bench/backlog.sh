@@ -6,12 +6,12 @@
 #   tests/services.sh bench/backlog.sh
 #   BENCH_KEYS=20000 BENCH_TICKS=2 tests/services.sh bench/backlog.sh
 #
-# Prints, for BENCH_TICKS ticks with the default tick.list_max_secs (10 s):
-# the time to first dispatch (the tick's listing time), the backlog it saw
-# (a lower bound once listing is cut short), files loaded and files/s over
-# the whole tick; then how long one full listing of the backlog takes
-# (`s3loader status`), which is what every tick spent before listing was
-# bounded.
+# Prints, for BENCH_TICKS ticks with tick.list_max_secs = 10 (the default)
+# and then 1: the time to first dispatch (the tick's listing time), the
+# backlog it saw (a lower bound once listing is cut short), files loaded and
+# files/s over the whole tick; then how long one full listing of the
+# backlog takes (`s3loader status`), which every tick spent before listing
+# was bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${S3LOADER_TEST_SEAWEEDFS:?run through tests/services.sh}"
@@ -49,11 +49,13 @@ with cf.ThreadPoolExecutor(64) as pool:
 PY
 echo "put in $(echo "$(date +%s.%N) - $started" | bc) s" >&2
 
-cat >"$work/c.toml" <<TOML
+config() { # list_max_secs
+  cat <<TOML
 [source]
 url = "s3://$bucket"
 [tick]
 max_files = 1000
+list_max_secs = $1
 [destinations.pg]
 kind = "postgres"
 url = "env:BENCH_PG"
@@ -62,19 +64,23 @@ pattern = "**"
 destination = "pg"
 table = "orders"
 TOML
+}
 
 echo
-echo "| tick | time to first dispatch (list) | backlog seen | complete | loaded | tick duration | files/s |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-for t in $(seq 1 "$ticks"); do
-  "$bin" --config "$work/c.toml" tick --json >"$work/r.json"
-  python3 - "$work/r.json" "$t" <<'PY'
+echo "| list_max_secs | tick | time to first dispatch (list) | backlog seen | complete | loaded | tick duration | files/s |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+for budget in 10 1; do
+  config "$budget" >"$work/c.toml"
+  for t in $(seq 1 "$ticks"); do
+    "$bin" --config "$work/c.toml" tick --json >"$work/r.json"
+    python3 - "$work/r.json" "$t" "$budget" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); t = sys.argv[2]
 d = r["duration_ms"] / 1000
-print(f"| {t} | {r['list_ms'] / 1000:.2f} s | {r['backlog']['files']} | {r['backlog']['complete']} | "
+print(f"| {sys.argv[3]} s | {t} | {r['list_ms'] / 1000:.2f} s | {r['backlog']['files']} | {r['backlog']['complete']} | "
       f"{r['loaded']} | {d:.2f} s | {r['loaded'] / d:.0f} |")
 PY
+  done
 done
 started=$(date +%s.%N)
 "$bin" --config "$work/c.toml" status --json >"$work/s.json"
