@@ -293,7 +293,8 @@ async fn a_file_over_the_size_limit_fails_before_it_is_read() {
 }
 
 /// A missing table is the destination being down, not the file being bad:
-/// the files stay in incoming/ with a reason naming the table.
+/// the files stay in incoming/ with a reason naming the table, and no
+/// attempt counts against them however many ticks it lasts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_table_keeps_the_files_in_incoming() {
     let (store, _dir) = local();
@@ -319,16 +320,21 @@ async fn a_missing_table_keeps_the_files_in_incoming() {
         Arc::new(LogSink),
     )
     .unwrap();
-    let report = sched.tick().await.unwrap();
-    assert_eq!(
-        (report.loaded, report.failed, report.retried),
-        (0, 0, 1),
-        "{report}"
-    );
-    let reason = report.files[0].reason.clone().unwrap_or_default();
-    assert!(
-        reason.contains("ResourceNotFoundException") && reason.contains(&table),
-        "{reason}"
-    );
-    assert_eq!(keys(&*store, "incoming/").await, vec!["incoming/a.nc"]);
+    // More ticks than max_attempts (5): an outage never fails the file.
+    for _ in 0..6 {
+        let report = sched.tick().await.unwrap();
+        assert_eq!(
+            (report.loaded, report.failed, report.retried),
+            (0, 0, 1),
+            "{report}"
+        );
+        assert_eq!(report.destination_errors, 1, "{report}");
+        assert_eq!(report.files[0].attempts, None, "no attempt counted");
+        let reason = report.files[0].reason.clone().unwrap_or_default();
+        assert!(
+            reason.contains("ResourceNotFoundException") && reason.contains(&table),
+            "{reason}"
+        );
+        assert_eq!(keys(&*store, "incoming/").await, vec!["incoming/a.nc"]);
+    }
 }

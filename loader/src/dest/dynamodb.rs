@@ -192,7 +192,7 @@ impl Dynamodb {
                             | "unknown"
                     );
                     let message = format!(
-                        "BatchWriteItem on {table}: {code}: {}",
+                        "BatchWriteItem on {table}: {}",
                         service.message().unwrap_or_default()
                     );
                     if !transient || attempt + 1 == MAX_TRIES {
@@ -209,7 +209,7 @@ impl Dynamodb {
                             source: Some(Box::new(service)),
                         });
                     }
-                    tracing::warn!(destination = %self.name, attempt, error = %message, "retrying");
+                    tracing::warn!(destination = %self.name, attempt, %code, error = %message, "retrying");
                 }
             }
         }
