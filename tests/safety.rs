@@ -305,8 +305,11 @@ async fn a_missing_database_is_an_outage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_table_is_an_outage_named_by_the_server() {
-    let url = pg_database().await; // no orders table
+async fn a_dropped_table_is_an_outage_named_by_the_server() {
+    let url = pg_database().await;
+    let admin = pg_connect(&url).await;
+    admin.batch_execute(ORDERS_DDL).await.unwrap();
+    admin.batch_execute("DROP TABLE orders").await.unwrap();
     refused(
         &url,
         csv(&[(1, "a")]),
