@@ -196,7 +196,7 @@ async fn every_sample_is_indexed_with_its_times_and_the_query_finds_it() {
     // Indexing again changes nothing: same keys, same items.
     let before = items.len();
     store
-        .copy(
+        .copy_if_absent(
             &store
                 .head("processed/metoffice/multi_time_kgo.nc")
                 .await

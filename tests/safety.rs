@@ -760,9 +760,6 @@ impl ObjectStore for SlowList {
     async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
         self.0.delete(key, if_match).await
     }
-    async fn copy(&self, from: &loader::store::ObjectMeta, to: &str) -> loader::Result<()> {
-        self.0.copy(from, to).await
-    }
     async fn copy_if_absent(
         &self,
         from: &loader::store::ObjectMeta,

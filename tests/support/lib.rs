@@ -278,7 +278,11 @@ impl ObjectStore for MovesFail {
     async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
         self.0.delete(key, if_match).await
     }
-    async fn copy(&self, from: &loader::store::ObjectMeta, to: &str) -> loader::Result<()> {
+    async fn copy_if_absent(
+        &self,
+        from: &loader::store::ObjectMeta,
+        to: &str,
+    ) -> loader::Result<()> {
         if to.starts_with("processed/") {
             return Err(loader::Error::Store {
                 op: "copy",
@@ -288,16 +292,6 @@ impl ObjectStore for MovesFail {
                 retryable: true,
                 source: "injected: the process died before the move".into(),
             });
-        }
-        self.0.copy(from, to).await
-    }
-    async fn copy_if_absent(
-        &self,
-        from: &loader::store::ObjectMeta,
-        to: &str,
-    ) -> loader::Result<()> {
-        if to.starts_with("processed/") {
-            return self.copy(from, to).await;
         }
         self.0.copy_if_absent(from, to).await
     }

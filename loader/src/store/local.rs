@@ -396,12 +396,35 @@ impl ObjectStore for LocalStore {
         .await
     }
 
-    async fn copy(&self, from: &ObjectMeta, to: &str) -> Result<()> {
-        self.copy_with(from, to, PutMode::Overwrite).await
-    }
-
     async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> Result<()> {
-        self.copy_with(from, to, PutMode::Create).await
+        let from = from.clone();
+        let to = to.to_owned();
+        self.blocking(move |inner| {
+            key_to_rel(&to)?;
+            let src = inner.root.join(key_to_rel(&from.key)?);
+            // The open file keeps the inode we checked even if the path is
+            // replaced meanwhile, so we copy exactly the listed version.
+            let mut file = File::open(&src).map_err(|e| inner.io("copy", &from.key, e))?;
+            let md = file
+                .metadata()
+                .map_err(|e| inner.io("copy", &from.key, e))?;
+            if etag(&md) != from.etag {
+                return Err(inner.precondition(&from.key, "the object's ETag changed"));
+            }
+            let tmp = inner.tmp_path();
+            let copied = File::create(&tmp).and_then(|mut out| {
+                io::copy(&mut file, &mut out)?;
+                out.sync_all()
+            });
+            let result = copied
+                .map_err(|e| inner.io("copy", &from.key, e))
+                .and_then(|()| inner.install(&tmp, &to, &PutMode::Create));
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result.map(|_| ())
+        })
+        .await
     }
 
     /// A copy here is a new inode, hence a new ETag: compare the bytes.
@@ -436,39 +459,6 @@ impl ObjectStore for LocalStore {
                     return Ok(false);
                 }
             }
-        })
-        .await
-    }
-}
-
-impl LocalStore {
-    async fn copy_with(&self, from: &ObjectMeta, to: &str, mode: PutMode) -> Result<()> {
-        let from = from.clone();
-        let to = to.to_owned();
-        self.blocking(move |inner| {
-            key_to_rel(&to)?;
-            let src = inner.root.join(key_to_rel(&from.key)?);
-            // The open file keeps the inode we checked even if the path is
-            // replaced meanwhile, so we copy exactly the listed version.
-            let mut file = File::open(&src).map_err(|e| inner.io("copy", &from.key, e))?;
-            let md = file
-                .metadata()
-                .map_err(|e| inner.io("copy", &from.key, e))?;
-            if etag(&md) != from.etag {
-                return Err(inner.precondition(&from.key, "the object's ETag changed"));
-            }
-            let tmp = inner.tmp_path();
-            let copied = File::create(&tmp).and_then(|mut out| {
-                io::copy(&mut file, &mut out)?;
-                out.sync_all()
-            });
-            let result = copied
-                .map_err(|e| inner.io("copy", &from.key, e))
-                .and_then(|()| inner.install(&tmp, &to, &mode));
-            if result.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            result.map(|_| ())
         })
         .await
     }

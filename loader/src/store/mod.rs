@@ -133,14 +133,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()>;
 
     /// Copies `from` (the version described, where the backend can enforce
-    /// it) to `to`, overwriting `to`.
-    async fn copy(&self, from: &ObjectMeta, to: &str) -> Result<()>;
-
-    /// Copies `from` to `to` only if `to` does not exist (`If-None-Match: *`
-    /// on S3; a check under the store's lock on a directory), atomically:
-    /// two writers racing for `to` cannot both succeed. Fails with
+    /// it) to `to`, only if `to` does not exist (`If-None-Match: *` on S3; a
+    /// check under the store's lock on a directory), atomically: two writers
+    /// racing for `to` cannot both succeed. Fails with
     /// [`Error::Precondition`] if `to` exists *or* `from` no longer has the
     /// listed ETag (S3 answers 412 for both; [`place`] tells them apart).
+    ///
+    /// There is no overwriting copy: *never overwrite what you did not
+    /// write* is kept by the port itself. Moves go through [`archive`].
     async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> Result<()>;
 
     /// Whether `a` and `b` hold the same bytes. The default trusts equal
@@ -148,16 +148,6 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// a store whose ETags change on copy compares the bytes.
     async fn same_content(&self, a: &ObjectMeta, b: &ObjectMeta) -> Result<bool> {
         Ok(a.size == b.size && a.etag == b.etag)
-    }
-
-    /// Moves `from` to `to`: a copy, then a delete guarded by the listed
-    /// ETag. If the source changed in between, the new version stays where
-    /// it is and [`Error::Precondition`] is returned; the copy at `to` is the
-    /// old version. A crash between the two steps leaves the object in both
-    /// places, never in neither.
-    async fn move_object(&self, from: &ObjectMeta, to: &str) -> Result<()> {
-        self.copy(from, to).await?;
-        self.delete(&from.key, Some(&from.etag)).await
     }
 }
 
@@ -213,7 +203,10 @@ pub async fn place(store: &dyn ObjectStore, from: &ObjectMeta, to: &str) -> Resu
 
 /// Moves `from` to `to` without replacing a different object ([`place`]),
 /// then deletes the source if it still has the listed ETag. Returns the key
-/// the object now has.
+/// the object now has. If the source changed in between, the new version
+/// stays where it is and [`Error::Precondition`] is returned; a crash
+/// between the two steps leaves the object in both places, never in
+/// neither.
 pub async fn archive(store: &dyn ObjectStore, from: &ObjectMeta, to: &str) -> Result<String> {
     let placed = place(store, from, to).await?;
     store.delete(&from.key, Some(&from.etag)).await?;

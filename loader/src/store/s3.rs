@@ -94,7 +94,9 @@ impl S3Store {
         classify(&self.name, op, key, err)
     }
 
-    async fn multipart_copy(&self, from: &ObjectMeta, to: &str, if_absent: bool) -> Result<()> {
+    /// UploadPartCopy for objects over the single-copy limit; completed with
+    /// `If-None-Match: *`, so it never replaces an object either.
+    async fn multipart_copy(&self, from: &ObjectMeta, to: &str) -> Result<()> {
         let upload = self
             .client
             .create_multipart_upload()
@@ -143,7 +145,7 @@ impl S3Store {
                 .bucket(&self.bucket)
                 .key(to)
                 .upload_id(&upload_id)
-                .set_if_none_match(if_absent.then(|| "*".to_owned()))
+                .if_none_match("*")
                 .multipart_upload(
                     CompletedMultipartUpload::builder()
                         .set_parts(Some(parts))
@@ -207,23 +209,6 @@ impl S3Store {
             Some((page, pages))
         })
         .boxed()
-    }
-
-    async fn copy_with(&self, from: &ObjectMeta, to: &str, if_absent: bool) -> Result<()> {
-        if from.size > self.multipart_threshold {
-            return self.multipart_copy(from, to, if_absent).await;
-        }
-        self.client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
-            .copy_source(self.copy_source(&from.key))
-            .copy_source_if_match(&from.etag)
-            .set_if_none_match(if_absent.then(|| "*".to_owned()))
-            .send()
-            .await
-            .map_err(|e| self.classify("copy", &from.key, e))?;
-        Ok(())
     }
 }
 
@@ -390,11 +375,20 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn copy(&self, from: &ObjectMeta, to: &str) -> Result<()> {
-        self.copy_with(from, to, false).await
-    }
-
     async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> Result<()> {
-        self.copy_with(from, to, true).await
+        if from.size > self.multipart_threshold {
+            return self.multipart_copy(from, to).await;
+        }
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(self.copy_source(&from.key))
+            .copy_source_if_match(&from.etag)
+            .if_none_match("*")
+            .send()
+            .await
+            .map_err(|e| self.classify("copy", &from.key, e))?;
+        Ok(())
     }
 }
