@@ -643,6 +643,50 @@ async fn a_file_another_tick_moved_gets_no_error_report() {
     assert_eq!(keys(s, "processed/").await, vec!["processed/orders/a.csv"]);
 }
 
+/// The same, for a file whose load succeeded: it is `Gone`, not a failed
+/// move counted towards parking it.
+struct LoadedAndMovedMeanwhile(Arc<dyn ObjectStore>);
+
+#[async_trait]
+impl Fanout for LoadedAndMovedMeanwhile {
+    async fn dispatch(&self, batch: Batch) -> BatchOutcome {
+        for f in &batch.files {
+            let meta = self.0.head(&f.key).await.unwrap();
+            archive(&*self.0, &meta, &f.processed_key).await.unwrap();
+        }
+        BatchOutcome {
+            batch_id: batch.id.clone(),
+            files: batch
+                .files
+                .iter()
+                .map(|f| f.outcome(loader::contract::Outcome::AlreadyLoaded))
+                .collect(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loaded_file_another_tick_moved_is_not_a_move_error() {
+    let store = arc(seaweedfs().await);
+    let s = &*store;
+    put(s, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
+    let sched = scheduler_with(
+        config("kind = \"sqlite\"\npath = \"unused.db\"", ""),
+        store.clone(),
+        Arc::new(LoadedAndMovedMeanwhile(store.clone())),
+    );
+    let r = sched.tick().await.unwrap();
+    assert_eq!(
+        result_of(&r, "incoming/orders/a.csv").result,
+        FileResult::Gone,
+        "{r}"
+    );
+    assert_eq!(r.move_errors, 0, "{r}");
+    let attempts = Attempts::load(s, "_s3loader/attempts.json").await.unwrap();
+    assert!(attempts.is_empty(), "no move failure recorded");
+    assert_eq!(keys(s, "processed/").await, vec!["processed/orders/a.csv"]);
+}
+
 // --- no file is retried for ever ---------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

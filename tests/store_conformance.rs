@@ -348,6 +348,15 @@ pub async fn archive_never_replaces_a_different_object(store: Arc<dyn ObjectStor
         Err(Error::NotFound { .. })
     ));
     assert_eq!(read(s, "incoming/c.csv").await, b"version 2");
+
+    // Gone since it was listed (another tick moved it): the same answer.
+    let c2 = s.head("incoming/c.csv").await.unwrap();
+    s.delete("incoming/c.csv", None).await.unwrap();
+    let err = archive(s, &c2, "processed/c.csv").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Precondition { key, .. } if key == "incoming/c.csv"),
+        "{err:?}"
+    );
 }
 
 /// Known difference, asserted so that it is noticed when it changes: moto

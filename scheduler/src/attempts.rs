@@ -211,7 +211,7 @@ async fn read(
     store: &dyn ObjectStore,
     key: &str,
 ) -> Result<(Option<String>, BTreeMap<String, Attempt>)> {
-    let (meta, buf) = match store.get_bytes(key, crate::lease::STATE_MAX_BYTES).await {
+    let (meta, buf) = match store.get_bytes(key, crate::STATE_MAX_BYTES).await {
         Ok(o) => o,
         Err(loader::Error::NotFound { .. }) => return Ok((None, BTreeMap::new())),
         Err(e) => return Err(Error::loader(format!("read attempt counts {key:?}"))(e)),

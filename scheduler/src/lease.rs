@@ -106,12 +106,9 @@ pub async fn acquire(
 }
 
 async fn read(store: &dyn ObjectStore, key: &str) -> Result<(Option<Body>, String), LoaderError> {
-    let (meta, bytes) = store.get_bytes(key, STATE_MAX_BYTES).await?;
+    let (meta, bytes) = store.get_bytes(key, crate::STATE_MAX_BYTES).await?;
     Ok((serde_json::from_slice(&bytes).ok(), meta.etag))
 }
-
-/// The most read of a state object (lease, attempts, cursor).
-pub(crate) const STATE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Gives the lease back. If it was taken over meanwhile (we overran its
 /// TTL), the new holder's lease is left alone and a warning logged.

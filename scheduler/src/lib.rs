@@ -29,6 +29,10 @@ pub mod tick;
 
 pub use error::{Error, Result};
 
+/// The most read whole of one of the scheduler's own objects (lease,
+/// attempt counts, list cursor): a stray huge object cannot exhaust memory.
+pub(crate) const STATE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 use std::sync::Arc;
 
 use fanout::LocalFanout;

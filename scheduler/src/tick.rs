@@ -629,13 +629,10 @@ impl Scheduler {
         tick_id: &str,
     ) -> loader::Result<Option<String>> {
         let src = &self.config.source;
-        match self.store.head(&meta.key).await {
-            Ok(now) if now.etag == meta.etag => {}
-            Ok(_) | Err(loader::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        }
         // Copy, then the report, then the delete: the report names where
         // the file went, and a file leaves incoming/ only once both exist.
+        // A source another tick moved (or replaced) fails the copy, so no
+        // report is written for it.
         let failed_key = match place(&*self.store, meta, &src.failed_key(&meta.key)).await {
             Ok(k) => k,
             Err(loader::Error::Precondition { key, .. }) if key == meta.key => return Ok(None),
@@ -675,7 +672,7 @@ impl Scheduler {
     /// Where the last cut-short listing stopped, if it did.
     async fn read_cursor(&self) -> Result<Option<String>> {
         let key = self.state_key("list-cursor.json");
-        match self.store.get_bytes(&key, crate::lease::STATE_MAX_BYTES).await {
+        match self.store.get_bytes(&key, crate::STATE_MAX_BYTES).await {
             Ok((_, bytes)) => Ok(serde_json::from_slice::<Cursor>(&bytes)
                 .map(|c| c.start_after)
                 .map_err(|e| tracing::warn!(%key, error = %e, "list cursor unreadable; listing from the top"))

@@ -155,14 +155,23 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
 /// the key that now holds the copy: `to` if it was free or already holds the
 /// same bytes (a move that crashed after its copy, or the same file sent
 /// again), otherwise the versioned name of `to` (see [`crate::layout`]).
-/// Fails with [`Error::Precondition`] on `from` if the source changed, and
-/// refuses (also a precondition error) if both names hold other objects.
+/// Fails with [`Error::Precondition`] on `from` if the source changed or is
+/// gone, and refuses (also a precondition error) if both names hold other
+/// objects.
 pub async fn place(store: &dyn ObjectStore, from: &ObjectMeta, to: &str) -> Result<String> {
     let mut target = to.to_owned();
+    let source_changed = || Error::Precondition {
+        store: store.name().to_owned(),
+        key: from.key.clone(),
+        what: "the object changed or went away since it was listed",
+    };
     for _ in 0..3 {
         match store.copy_if_absent(from, &target).await {
             Ok(()) => return Ok(target),
             Err(Error::Precondition { .. }) => {}
+            // Moved away by someone else (another tick): the same answer as
+            // a changed source, so every caller treats the two alike.
+            Err(Error::NotFound { key, .. }) if key == from.key => return Err(source_changed()),
             Err(e) => return Err(e),
         }
         // 412: either the target exists or the source changed.
@@ -170,13 +179,7 @@ pub async fn place(store: &dyn ObjectStore, from: &ObjectMeta, to: &str) -> Resu
             Ok(m) => m,
             Err(Error::NotFound { .. }) => match store.head(&from.key).await {
                 Ok(now) if now.etag == from.etag => continue, // the target went away: again
-                Ok(_) | Err(Error::NotFound { .. }) => {
-                    return Err(Error::Precondition {
-                        store: store.name().to_owned(),
-                        key: from.key.clone(),
-                        what: "the object changed or went away since it was listed",
-                    })
-                }
+                Ok(_) | Err(Error::NotFound { .. }) => return Err(source_changed()),
                 Err(e) => return Err(e),
             },
             Err(e) => return Err(e),
