@@ -8,8 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use fanout::LocalFanout;
 use loader::config::Config;
-use loader::dest::dynamodb::{self, Dynamodb};
 use loader::dest::Destination;
+use loader::dest::Dynamodb;
+use loader::forecast_index::ForecastIndex;
 use loader::store::PutMode;
 use loader::worker::Worker;
 use s3loader_e2e::*;
@@ -53,7 +54,10 @@ async fn every_sample_is_indexed_with_its_times_and_the_query_finds_it() {
     let store = arc(seaweedfs().await);
     let ddb = dynamo().await;
     let table = unique("forecasts-");
-    dynamodb::create_table(&ddb, &table).await.unwrap();
+    ForecastIndex::new(ddb.clone(), &table)
+        .create_table()
+        .await
+        .unwrap();
 
     let expected = expected();
     for name in expected.keys() {
@@ -213,7 +217,12 @@ async fn every_sample_is_indexed_with_its_times_and_the_query_finds_it() {
     // The query. Scalar: one file.
     let q = |t: &'static str, p: Option<i64>, v: Option<&'static str>| {
         let (ddb, table) = (ddb.clone(), table.clone());
-        async move { dynamodb::query(&ddb, &table, t, p, v).await.unwrap() }
+        async move {
+            ForecastIndex::new(ddb.clone(), &table)
+                .query(t, p, v)
+                .await
+                .unwrap()
+        }
     };
     let hits = q("2018-11-29T10:00:00Z", None, None).await;
     assert_eq!(hits.len(), 1);

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use loader::contract::{Batch, BatchOutcome, Cause};
 
@@ -15,31 +14,46 @@ pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024 - 64 * 1024;
 
 /// Invokes the loader function (RequestResponse) once per batch, splitting
 /// a batch whose JSON would exceed [`MAX_PAYLOAD`]. Throttling and 5xx are
-/// retried with exponential backoff and full jitter. Whatever still fails —
-/// a function error, a timeout, an answer that is not a `BatchOutcome` —
-/// becomes a retryable failure of that batch's files: they stay in
-/// `incoming/`, and the ledger makes a later attempt safe even if the
-/// failed invocation did load them.
+/// retried by the client's own retry config (see [`LambdaFanout::from_shared`]).
+/// Whatever still fails — a function error, a timeout, an answer that is
+/// not a `BatchOutcome` — becomes a retryable failure of that batch's
+/// files: they stay in `incoming/`, and the ledger makes a later attempt
+/// safe even if the failed invocation did load them.
 #[derive(Debug, Clone)]
 pub struct LambdaFanout {
     client: aws_sdk_lambda::Client,
     function: String,
     max_payload: usize,
-    retries: u32,
-    base_delay: Duration,
     timeout: Option<Duration>,
 }
 
+/// Attempts per Invoke, and the first retry's delay: a throttled account
+/// gets about 3 s (200 ms doubling) to make room before the batch waits
+/// for the next tick.
+const INVOKE_ATTEMPTS: u32 = 5;
+const INVOKE_FIRST_RETRY: Duration = Duration::from_millis(200);
+
 impl LambdaFanout {
+    /// Uses a client built by the caller, with its retry config.
     pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
         Self {
             client,
             function: function.into(),
             max_payload: MAX_PAYLOAD,
-            retries: 4,
-            base_delay: Duration::from_millis(200),
             timeout: None,
         }
+    }
+
+    /// Builds the client from the shared config, retrying each Invoke up to
+    /// 5 times ([`loader::aws::retry_config`]).
+    pub fn from_shared(shared: &aws_config::SdkConfig, function: impl Into<String>) -> Self {
+        let conf = aws_sdk_lambda::config::Builder::from(shared)
+            .retry_config(loader::aws::retry_config(
+                INVOKE_ATTEMPTS,
+                INVOKE_FIRST_RETRY,
+            ))
+            .build();
+        Self::new(aws_sdk_lambda::Client::from_conf(conf), function)
     }
 
     /// Gives up on an invocation after `timeout` (set it a little above the
@@ -60,115 +74,69 @@ impl LambdaFanout {
 
     async fn invoke(&self, part: &Batch) -> BatchOutcome {
         let payload = serde_json::to_vec(part).expect("a batch serialises");
-        let mut attempt = 0;
-        loop {
-            let send = self
-                .client
-                .invoke()
-                .function_name(&self.function)
-                .payload(Blob::new(payload.clone()))
-                .send();
-            let sent = match self.timeout {
-                None => send.await,
-                Some(limit) => match tokio::time::timeout(limit, send).await {
-                    Ok(sent) => sent,
-                    // Not retried: the invocation may still be running, and
-                    // the tick's time is what ran out.
-                    Err(_) => {
-                        return part.all_failed(
-                            true,
-                            &format!(
-                                "{} did not answer within {} s (timed out or crashed)",
-                                self.function,
-                                limit.as_secs()
-                            ),
-                            Cause::Worker,
-                        )
-                    }
-                },
-            };
-            let failure = match sent {
-                Ok(out) => {
-                    let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
-                    if let Some(kind) = out.function_error() {
-                        let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
-                        return part.all_failed(
-                            true,
-                            &format!("the loader function failed ({kind}): {text}"),
-                            Cause::Worker,
-                        );
-                    }
-                    return match serde_json::from_slice::<BatchOutcome>(body) {
-                        Ok(outcome) => part.reconcile(outcome),
-                        Err(e) => part.all_failed(
-                            true,
-                            &format!("unreadable answer from the loader function: {e}"),
-                            Cause::Worker,
+        let send = self
+            .client
+            .invoke()
+            .function_name(&self.function)
+            .payload(Blob::new(payload))
+            .send();
+        let sent = match self.timeout {
+            None => send.await,
+            Some(limit) => match tokio::time::timeout(limit, send).await {
+                Ok(sent) => sent,
+                // The invocation may still be running, and the tick's time
+                // is what ran out.
+                Err(_) => {
+                    return part.all_failed(
+                        true,
+                        &format!(
+                            "{} did not answer within {} s (timed out or crashed)",
+                            self.function,
+                            limit.as_secs()
                         ),
-                    };
+                        Cause::Worker,
+                    )
                 }
-                Err(err) => classify(err),
-            };
-            if !failure.retryable || attempt >= self.retries {
-                return part.all_failed(
-                    true,
-                    &format!("invoking {} failed: {}", self.function, failure.message),
-                    // Lambda itself throttled or down: an outage, not a file.
-                    Cause::Destination,
+            },
+        };
+        match sent {
+            Ok(out) => {
+                let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+                if let Some(kind) = out.function_error() {
+                    let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
+                    return part.all_failed(
+                        true,
+                        &format!("the loader function failed ({kind}): {text}"),
+                        Cause::Worker,
+                    );
+                }
+                match serde_json::from_slice::<BatchOutcome>(body) {
+                    Ok(outcome) => part.reconcile(outcome),
+                    Err(e) => part.all_failed(
+                        true,
+                        &format!("unreadable answer from the loader function: {e}"),
+                        Cause::Worker,
+                    ),
+                }
+            }
+            Err(err) => {
+                let failure = loader::aws::classify(err);
+                tracing::warn!(
+                    function = %self.function,
+                    code = failure.code.as_deref().unwrap_or_default(),
+                    retryable = failure.retryable,
+                    "invoke failed"
                 );
-            }
-            attempt += 1;
-            // Full jitter: a random delay up to base * 2^attempt.
-            let cap = self.base_delay.as_millis() as u64 * (1u64 << attempt.min(6));
-            let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap.max(1))) as u64;
-            tracing::warn!(function = %self.function, attempt, error = %failure.message, "invoke failed; retrying");
-            tokio::time::sleep(Duration::from_millis(jitter)).await;
-        }
-    }
-}
-
-struct Failure {
-    retryable: bool,
-    message: String,
-}
-
-fn classify<E, R>(err: SdkError<E, R>) -> Failure
-where
-    E: ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + aws_smithy_runtime_api::client::result::CreateUnhandledError
-        + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match err {
-        SdkError::ServiceError(_) => {
-            let service = err.into_service_error();
-            let code = service.code().unwrap_or("unknown").to_owned();
-            let retryable = matches!(
-                code.as_str(),
-                "TooManyRequestsException"
-                    | "ServiceException"
-                    | "EC2ThrottledException"
-                    | "ResourceNotReadyException"
-                    | "SnapStartNotReadyException"
-            ) || code.ends_with("Unavailable");
-            Failure {
-                retryable,
-                message: format!("{code}: {}", service.message().unwrap_or_default()),
+                part.all_failed(
+                    true,
+                    &format!("invoking {} failed: {}", self.function, failure.describe()),
+                    // Lambda itself throttled, denied or down: an outage, not
+                    // a file. Retryable even when the error is not: a fixed
+                    // permission loads the files on a later tick.
+                    Cause::Destination,
+                )
             }
         }
-        SdkError::ConstructionFailure(_) => Failure {
-            retryable: false,
-            message: format!("{err:?}"),
-        },
-        // Timeouts and connection errors: the invocation may or may not
-        // have run; the ledger makes running it again safe.
-        other => Failure {
-            retryable: true,
-            message: format!("{other:?}"),
-        },
     }
 }
 

@@ -134,9 +134,7 @@ impl Default for TickConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// `log` (one JSON line per tick) or `cloudwatch` (one PutMetricData
-    /// per tick).
-    pub sink: String,
+    pub sink: SinkKind,
     pub namespace: String,
     /// The value of the `Pipeline` dimension.
     pub pipeline: String,
@@ -145,10 +143,30 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
-            sink: "log".into(),
+            sink: SinkKind::Log,
             namespace: "S3Loader".into(),
             pipeline: "default".into(),
         }
+    }
+}
+
+/// Where the tick's metrics go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// One JSON line per tick in the log (the embedded default).
+    #[default]
+    Log,
+    /// One PutMetricData per tick.
+    Cloudwatch,
+}
+
+impl std::fmt::Display for SinkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SinkKind::Log => "log",
+            SinkKind::Cloudwatch => "cloudwatch",
+        })
     }
 }
 
@@ -412,15 +430,6 @@ impl Config {
                 format!(
                     "{} must be greater than tick.deadline_secs ({}), or a slow tick loses its lease",
                     t.lease_ttl_secs, t.deadline_secs
-                ),
-            ));
-        }
-        if !matches!(self.metrics.sink.as_str(), "log" | "cloudwatch") {
-            return Err(Error::config(
-                "metrics.sink",
-                format!(
-                    "unknown sink {:?}; expected \"log\" or \"cloudwatch\"",
-                    self.metrics.sink
                 ),
             ));
         }

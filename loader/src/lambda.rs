@@ -14,7 +14,9 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{ObjectStore, S3Store};
-use tokio::io::AsyncReadExt;
+
+/// A config is a few KB; a larger object is not one.
+const CONFIG_MAX_BYTES: u64 = 1024 * 1024;
 
 /// One JSON object per log line, no timestamp (CloudWatch adds one), level
 /// from `RUST_LOG` (default `info`).
@@ -75,12 +77,7 @@ async fn read_s3(url: &str, shared: &aws_config::SdkConfig) -> Result<String> {
         .filter(|(b, k)| !b.is_empty() && !k.is_empty())
         .ok_or_else(|| bad("expected s3://BUCKET/KEY"))?;
     let store = S3Store::from_shared(shared, bucket);
-    let mut object = store.get(key, None).await?;
-    let mut text = String::new();
-    object
-        .body
-        .read_to_string(&mut text)
-        .await
-        .map_err(|e| bad(&format!("cannot read the object as UTF-8 text: {e}")))?;
-    Ok(text)
+    let (_, bytes) = store.get_bytes(key, CONFIG_MAX_BYTES).await?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|e| bad(&format!("the object is not UTF-8 text: {e}")))
 }

@@ -19,10 +19,12 @@
 //!   logs, the config from an env var, an S3 object or a file).
 //! * [`error`]: the crate's one error type.
 
+pub mod aws;
 pub mod config;
 pub mod contract;
 pub mod dest;
 pub mod error;
+pub mod forecast_index;
 pub mod format;
 pub mod lambda;
 pub mod layout;

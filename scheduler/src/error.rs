@@ -15,7 +15,7 @@ pub enum Error {
     /// Publishing the tick's metrics failed; the tick itself went on.
     #[error("metrics sink {sink}: publishing to namespace {namespace:?} failed{}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Metrics {
-        sink: &'static str,
+        sink: loader::config::SinkKind,
         namespace: String,
         code: Option<String>,
         retryable: bool,

@@ -1,10 +1,10 @@
 //! `s3loader forecasts`: which indexed netCDF files hold a forecast for a
 //! time. The parsing of what users type lives here; the query itself is
-//! [`loader::dest::dynamodb::query`].
+//! [`loader::forecast_index::ForecastIndex::query`].
 
 use chrono::{DateTime, NaiveDateTime};
 use loader::config::{Config, DestinationConfig, Format};
-use loader::dest::dynamodb::{self, ForecastHit};
+use loader::forecast_index::{self, ForecastHit, ForecastIndex};
 use loader::format::netcdf::iso;
 
 use crate::error::{Error, Result};
@@ -138,8 +138,8 @@ pub async fn lookup(
     variable: Option<&str>,
 ) -> Result<Vec<ForecastHit>> {
     let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_dynamodb::Client::new(&shared);
-    dynamodb::query(&client, table, time, period, variable)
+    ForecastIndex::new(forecast_index::client(&shared), table)
+        .query(time, period, variable)
         .await
         .map_err(Error::loader("query the forecast index"))
 }

@@ -47,11 +47,12 @@ pub async fn local(config: Config) -> Result<tick::Scheduler> {
         .map_err(Error::loader("open the source"))?;
     let worker =
         Worker::from_config(&config, store.clone()).map_err(Error::loader("build destinations"))?;
-    let sink = if config.metrics.sink == "cloudwatch" {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        metrics::sink_for(&config, &shared)
-    } else {
-        Arc::new(metrics::LogSink)
+    let sink = match config.metrics.sink {
+        loader::config::SinkKind::Cloudwatch => {
+            let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            metrics::sink_for(&config, &shared)
+        }
+        loader::config::SinkKind::Log => Arc::new(metrics::LogSink),
     };
     tick::Scheduler::new(config, store, Arc::new(LocalFanout::new(worker)), sink)
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use loader::config::Config;
+use loader::config::{Config, SinkKind};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -76,9 +76,11 @@ impl CloudWatchSink {
 /// The sink `metrics.sink` names: CloudWatch (its client built from
 /// `shared`; `AWS_ENDPOINT_URL_CLOUDWATCH` for a local endpoint) or the log.
 pub fn sink_for(config: &Config, shared: &aws_config::SdkConfig) -> Arc<dyn MetricsSink> {
-    match config.metrics.sink.as_str() {
-        "cloudwatch" => Arc::new(CloudWatchSink::new(aws_sdk_cloudwatch::Client::new(shared))),
-        _ => Arc::new(LogSink),
+    match config.metrics.sink {
+        SinkKind::Cloudwatch => {
+            Arc::new(CloudWatchSink::new(aws_sdk_cloudwatch::Client::new(shared)))
+        }
+        SinkKind::Log => Arc::new(LogSink),
     }
 }
 
@@ -140,41 +142,21 @@ impl MetricsSink for CloudWatchSink {
 
 /// Throttling and server errors are worth retrying (the next tick
 /// publishes anyway); the rest (bad namespace, missing permission) are not.
-fn classify<R>(
-    namespace: &str,
-    err: aws_sdk_cloudwatch::error::SdkError<
-        aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError,
-        R,
-    >,
-) -> Error
+fn classify<E>(namespace: &str, err: aws_sdk_cloudwatch::error::SdkError<E>) -> Error
 where
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: aws_sdk_cloudwatch::error::ProvideErrorMetadata
+        + aws_smithy_runtime_api::client::result::CreateUnhandledError
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
 {
-    use aws_sdk_cloudwatch::error::{ProvideErrorMetadata, SdkError};
-    let (code, retryable, source): (Option<String>, bool, crate::error::BoxError) = match err {
-        SdkError::ServiceError(_) => {
-            let service = err.into_service_error();
-            let code = service.code().map(str::to_owned);
-            let retryable = matches!(
-                code.as_deref(),
-                Some(
-                    "Throttling"
-                        | "ThrottlingException"
-                        | "InternalServiceError"
-                        | "InternalFailure"
-                        | "ServiceUnavailable"
-                )
-            );
-            (code, retryable, Box::new(service))
-        }
-        SdkError::ConstructionFailure(_) => (None, false, Box::new(err)),
-        other => (None, true, Box::new(other)),
-    };
+    let failure = loader::aws::classify(err);
     Error::Metrics {
-        sink: "cloudwatch",
+        sink: SinkKind::Cloudwatch,
         namespace: namespace.to_owned(),
-        code,
-        retryable,
-        source,
+        code: failure.code,
+        retryable: failure.retryable,
+        source: failure.source,
     }
 }

@@ -244,7 +244,8 @@ async fn forecasts_answers_from_the_index_the_tick_wrote() {
         .load()
         .await;
     let table = format!("cli-{}", std::process::id());
-    loader::dest::dynamodb::create_table(&aws_sdk_dynamodb::Client::new(&shared), &table)
+    loader::forecast_index::ForecastIndex::new(aws_sdk_dynamodb::Client::new(&shared), &table)
+        .create_table()
         .await
         .unwrap();
 

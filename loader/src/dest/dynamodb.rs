@@ -1,23 +1,13 @@
-//! The DynamoDB forecast index: one item per (netCDF file, forecast time).
+//! The `dynamodb` destination: netCDF forecast files indexed into the
+//! [`ForecastIndex`], one item per (file, forecast time).
 //!
-//! Keys follow the Met Office design: partition key `forecast_period`
-//! (seconds, N), sort key `forecast_time_key` (`<forecast_time>#<processed
-//! key>`, unique per file), and the global secondary index
-//! [`TIME_INDEX`] on `forecast_time` (RFC 3339, S) with `forecast_period` as
-//! its sort key, which answers "which files hold time T".
-//!
-//! Exactly-once without a ledger: item keys are a function of the file's
-//! final key and its times, so indexing a file again writes the same items
-//! and changes nothing. A file is `Loaded` only after all its items are
-//! written; a partial write is retried whole.
+//! A file is `Loaded` only after all its items are written; a partial write
+//! is retried whole, which rewrites the same items (the index is
+//! idempotent, so this destination needs no ledger).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use std::collections::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
@@ -25,15 +15,9 @@ use super::Destination;
 use crate::config::SourceConfig;
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
-use crate::format::netcdf::{self, iso, ForecastFile};
+use crate::forecast_index::{self, ForecastIndex};
+use crate::format::netcdf;
 use crate::store::ObjectStore;
-
-/// The global secondary index on `forecast_time`.
-pub const TIME_INDEX: &str = "forecast_time-index";
-
-/// BatchWriteItem takes at most 25 items.
-const BATCH: usize = 25;
-const MAX_TRIES: u32 = 8;
 
 #[derive(Debug)]
 pub struct Dynamodb {
@@ -65,7 +49,7 @@ impl Dynamodb {
         self.client
             .get_or_init(|| async {
                 let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                aws_sdk_dynamodb::Client::new(&shared)
+                forecast_index::client(&shared)
             })
             .await
     }
@@ -127,147 +111,14 @@ impl Dynamodb {
             .map_err(|e| self.error(format!("netCDF reader panicked: {e}")))??;
         drop(tmp);
         let object_url = format!("{}/{processed}", store.name());
-        let items = items(&forecast, processed, &object_url, file);
+        let items = forecast_index::items(&forecast, processed, &object_url, file);
         let n = items.len() as u64;
-        for chunk in items.chunks(BATCH) {
-            self.write(table, chunk.to_vec()).await?;
-        }
+        ForecastIndex::new(self.client().await.clone(), table)
+            .for_destination(&self.name)
+            .write(items)
+            .await?;
         Ok(n)
     }
-
-    /// One BatchWriteItem, its UnprocessedItems retried with full-jitter
-    /// backoff.
-    async fn write(&self, table: &str, items: Vec<HashMap<String, AttributeValue>>) -> Result<()> {
-        let mut pending: Vec<WriteRequest> = items
-            .into_iter()
-            .map(|item| {
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(item))
-                            .build()
-                            .expect("item set"),
-                    )
-                    .build()
-            })
-            .collect();
-        let client = self.client().await;
-        for attempt in 0..MAX_TRIES {
-            if attempt > 0 {
-                let cap = 50u64 << attempt.min(8);
-                let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap)) as u64;
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
-            }
-            let sent = client
-                .batch_write_item()
-                .request_items(table, pending.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(out) => {
-                    pending = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(table))
-                        .unwrap_or_default();
-                    if pending.is_empty() {
-                        return Ok(());
-                    }
-                }
-                Err(err) => {
-                    let service = err.into_service_error();
-                    let code = service.code().unwrap_or("unknown").to_owned();
-                    // Only a bad item is the file's fault. A missing table,
-                    // denied access or throttling that outlasts this loop is
-                    // the destination being unavailable: retried by a later
-                    // tick and counted against no file. This loop retries in
-                    // place only throttling, 5xx and connection errors.
-                    let file = code == "ValidationException";
-                    let transient = matches!(
-                        code.as_str(),
-                        "ProvisionedThroughputExceededException"
-                            | "ThrottlingException"
-                            | "RequestLimitExceeded"
-                            | "InternalServerError"
-                            | "ServiceUnavailable"
-                            | "unknown"
-                    );
-                    let message = format!(
-                        "BatchWriteItem on {table}: {}",
-                        service.message().unwrap_or_default()
-                    );
-                    if !transient || attempt + 1 == MAX_TRIES {
-                        return Err(Error::Destination {
-                            destination: self.name.clone(),
-                            message,
-                            code: Some(code),
-                            retryable: !file,
-                            cause: if file {
-                                Cause::File
-                            } else {
-                                Cause::Destination
-                            },
-                            source: Some(Box::new(service)),
-                        });
-                    }
-                    tracing::warn!(destination = %self.name, attempt, %code, error = %message, "retrying");
-                }
-            }
-        }
-        Err(self.error(format!(
-            "{} items still unprocessed after {MAX_TRIES} tries (throttled)",
-            pending.len()
-        )))
-    }
-}
-
-/// The items of one file.
-fn items(
-    f: &ForecastFile,
-    processed: &str,
-    object_url: &str,
-    file: &FileTask,
-) -> Vec<HashMap<String, AttributeValue>> {
-    let s = |v: &str| AttributeValue::S(v.to_owned());
-    f.times
-        .iter()
-        .map(|t| {
-            let time = iso(t.time);
-            let mut item = HashMap::from([
-                (
-                    "forecast_period".to_owned(),
-                    AttributeValue::N(t.forecast_period.to_string()),
-                ),
-                (
-                    "forecast_time_key".to_owned(),
-                    s(&format!("{time}#{processed}")),
-                ),
-                ("forecast_time".to_owned(), s(&time)),
-                (
-                    "forecast_reference_time".to_owned(),
-                    s(&iso(t.forecast_reference_time)),
-                ),
-                ("object_key".to_owned(), s(processed)),
-                ("object_url".to_owned(), s(object_url)),
-                ("source_key".to_owned(), s(&file.key)),
-                ("etag".to_owned(), s(&file.etag)),
-                ("size".to_owned(), AttributeValue::N(file.size.to_string())),
-                (
-                    "variables".to_owned(),
-                    AttributeValue::L(f.variables.iter().map(|v| s(v)).collect()),
-                ),
-            ]);
-            for (name, value) in [
-                ("model_configuration", &f.model_configuration),
-                ("institution", &f.institution),
-                ("title", &f.title),
-            ] {
-                if let Some(v) = value {
-                    item.insert(name.to_owned(), s(v));
-                }
-            }
-            item
-        })
-        .collect()
 }
 
 #[async_trait]
@@ -305,140 +156,4 @@ impl Destination for Dynamodb {
             files,
         }
     }
-}
-
-/// One file that holds a forecast for the time asked about.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ForecastHit {
-    pub forecast_time: String,
-    pub forecast_period: i64,
-    pub forecast_reference_time: String,
-    pub object_key: String,
-    pub object_url: String,
-    pub variables: Vec<String>,
-    pub model_configuration: Option<String>,
-}
-
-/// Which files hold a forecast for `time` (RFC 3339 as indexed), from the
-/// [`TIME_INDEX`]; optionally only lead time `period` (seconds) and files
-/// with data variable `variable`. Sorted by lead time, then key.
-pub async fn query(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    time: &str,
-    period: Option<i64>,
-    variable: Option<&str>,
-) -> Result<Vec<ForecastHit>> {
-    let mut q = client
-        .query()
-        .table_name(table)
-        .index_name(TIME_INDEX)
-        .expression_attribute_values(":t", AttributeValue::S(time.to_owned()));
-    q = match period {
-        Some(p) => q
-            .key_condition_expression("forecast_time = :t AND forecast_period = :p")
-            .expression_attribute_values(":p", AttributeValue::N(p.to_string())),
-        None => q.key_condition_expression("forecast_time = :t"),
-    };
-    let pages: Vec<_> = q.into_paginator().items().send().collect().await;
-    let text = |item: &HashMap<String, AttributeValue>, k: &str| {
-        item.get(k).and_then(|v| v.as_s().ok()).cloned()
-    };
-    let mut hits = Vec::new();
-    for item in pages {
-        let item = item.map_err(|err| {
-            let service = err.into_service_error();
-            Error::outage(
-                table,
-                format!(
-                    "Query {TIME_INDEX}: {}",
-                    service.message().unwrap_or_default()
-                ),
-                service.code().map(str::to_owned),
-                Some(Box::new(service)),
-            )
-        })?;
-        let variables: Vec<String> = item
-            .get("variables")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default();
-        if variable.is_some_and(|want| !variables.iter().any(|v| v == want)) {
-            continue;
-        }
-        hits.push(ForecastHit {
-            forecast_time: text(&item, "forecast_time").unwrap_or_default(),
-            forecast_period: item
-                .get("forecast_period")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_default(),
-            forecast_reference_time: text(&item, "forecast_reference_time").unwrap_or_default(),
-            object_key: text(&item, "object_key").unwrap_or_default(),
-            object_url: text(&item, "object_url").unwrap_or_default(),
-            variables,
-            model_configuration: text(&item, "model_configuration"),
-        });
-    }
-    hits.sort_by(|a, b| {
-        (a.forecast_period, &a.object_key).cmp(&(b.forecast_period, &b.object_key))
-    });
-    Ok(hits)
-}
-
-/// Creates the index table as `infra/template.yaml` does (for local runs
-/// and tests; in AWS the template owns it). On-demand billing.
-pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
-    let attr = |name: &str, t: ScalarAttributeType| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(t)
-            .build()
-            .expect("name and type set")
-    };
-    let key = |name: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(t)
-            .build()
-            .expect("name and type set")
-    };
-    client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("forecast_period", ScalarAttributeType::N))
-        .attribute_definitions(attr("forecast_time_key", ScalarAttributeType::S))
-        .attribute_definitions(attr("forecast_time", ScalarAttributeType::S))
-        .key_schema(key("forecast_period", KeyType::Hash))
-        .key_schema(key("forecast_time_key", KeyType::Range))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(TIME_INDEX)
-                .key_schema(key("forecast_time", KeyType::Hash))
-                .key_schema(key("forecast_period", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .expect("name and keys set"),
-        )
-        .send()
-        .await
-        .map_err(|err| {
-            let service = err.into_service_error();
-            Error::outage(
-                table,
-                format!("CreateTable: {}", service.message().unwrap_or_default()),
-                service.code().map(str::to_owned),
-                Some(Box::new(service)),
-            )
-        })?;
-    Ok(())
 }

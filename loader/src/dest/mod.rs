@@ -59,7 +59,7 @@ pub fn build(
         DestinationConfig::Dynamodb { max_file_bytes } => {
             let d = Dynamodb::new(name, *max_file_bytes, source);
             Arc::new(match shared {
-                Some(shared) => d.with_client(aws_sdk_dynamodb::Client::new(shared)),
+                Some(shared) => d.with_client(crate::forecast_index::client(shared)),
                 None => d,
             })
         }

@@ -212,39 +212,15 @@ impl S3Store {
     }
 }
 
-/// Maps an SDK error onto [`Error`] by HTTP status and S3 error code.
+/// Maps an SDK error onto [`Error`]: a missing object and a failed
+/// condition by S3's code or status, the rest as [`crate::aws::classify`]
+/// reads it.
 fn classify<E>(store: &str, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + CreateUnhandledError + std::error::Error + Send + Sync + 'static,
 {
-    let status = err.raw_response().map(|r| r.status().as_u16());
-    let service = match err {
-        SdkError::ServiceError(_) => err.into_service_error(),
-        SdkError::ConstructionFailure(_) => {
-            return Error::Store {
-                op,
-                store: store.to_owned(),
-                key: key.to_owned(),
-                code: None,
-                retryable: false,
-                source: Box::new(err),
-            }
-        }
-        // Timeouts, connection failures and unparseable responses: the
-        // request may never have reached S3, so it is worth another try.
-        other => {
-            return Error::Store {
-                op,
-                store: store.to_owned(),
-                key: key.to_owned(),
-                code: None,
-                retryable: true,
-                source: Box::new(other),
-            }
-        }
-    };
-    let code = service.code().map(str::to_owned);
-    match (status, code.as_deref()) {
+    let failure = crate::aws::classify(err);
+    match (failure.status, failure.code.as_deref()) {
         (_, Some("NoSuchKey" | "NotFound")) | (Some(404), None) => Error::NotFound {
             store: store.to_owned(),
             key: key.to_owned(),
@@ -256,29 +232,14 @@ where
                 what: "the object exists or its ETag changed",
             }
         }
-        _ => {
-            let retryable = matches!(status, Some(429 | 500..=599))
-                || matches!(
-                    code.as_deref(),
-                    Some(
-                        "SlowDown"
-                            | "RequestTimeout"
-                            | "InternalError"
-                            | "ServiceUnavailable"
-                            | "Throttling"
-                            | "ThrottlingException"
-                            | "RequestTimeTooSkewed"
-                    )
-                );
-            Error::Store {
-                op,
-                store: store.to_owned(),
-                key: key.to_owned(),
-                code,
-                retryable,
-                source: Box::new(service),
-            }
-        }
+        _ => Error::Store {
+            op,
+            store: store.to_owned(),
+            key: key.to_owned(),
+            code: failure.code,
+            retryable: failure.retryable,
+            source: failure.source,
+        },
     }
 }
 

@@ -64,8 +64,7 @@ async fn build() -> anyhow::Result<(Scheduler, Duration)> {
     let invoke_timeout = loader_timeout + INVOKE_SLACK;
     let reserve = invoke_timeout.max(Duration::from_secs(config.tick.lambda_reserve_secs));
     let store = loader::store::open_with(&config.source.url, &shared)?;
-    let fanout = LambdaFanout::new(aws_sdk_lambda::Client::new(&shared), function)
-        .with_timeout(invoke_timeout);
+    let fanout = LambdaFanout::from_shared(&shared, function).with_timeout(invoke_timeout);
     let sink = scheduler::metrics::sink_for(&config, &shared);
     Ok((
         Scheduler::new(config, store, Arc::new(fanout), sink)?,
