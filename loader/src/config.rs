@@ -194,6 +194,25 @@ pub enum DestinationConfig {
     },
 }
 
+impl DestinationConfig {
+    /// The `kind` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DestinationConfig::Sqlite { .. } => "sqlite",
+            DestinationConfig::Postgres { .. } => "postgres",
+            DestinationConfig::Dynamodb { .. } => "dynamodb",
+        }
+    }
+
+    /// The cargo feature that builds this kind in.
+    pub fn feature(&self) -> &'static str {
+        match self {
+            DestinationConfig::Dynamodb { .. } => "netcdf",
+            other => other.kind(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {

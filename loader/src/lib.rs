@@ -24,6 +24,7 @@ pub mod config;
 pub mod contract;
 pub mod dest;
 pub mod error;
+#[cfg(feature = "netcdf")]
 pub mod forecast_index;
 pub mod format;
 pub mod lambda;

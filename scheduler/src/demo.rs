@@ -99,3 +99,80 @@ pub async fn seed(config: &Config, store: &dyn ObjectStore) -> Result<(usize, us
     }
     Ok((seeded, present))
 }
+
+/// What [`run`] reports as it goes.
+pub enum Progress<'a> {
+    /// The samples are in the bucket: how many were put, how many were
+    /// there already.
+    Seeded { seeded: usize, present: usize },
+    /// One tick's report.
+    Tick(&'a crate::report::TickReport),
+}
+
+/// What [`run`] did, for the summary.
+#[derive(Debug, Clone)]
+pub struct DemoRun {
+    /// Ticks that found files to work on.
+    pub ticks: usize,
+    /// The last tick made no progress: what is left waits for a retry.
+    pub stopped_waiting: bool,
+    /// The warehouse's tables and their row counts, by name.
+    pub tables: Vec<(String, i64)>,
+    pub status: crate::ops::Status,
+}
+
+/// The embedded default end to end under `dir`: seeds the samples, ticks
+/// until `incoming/` is drained (or nothing moves, or 20 ticks), and counts
+/// the warehouse's rows. Running it again loads nothing twice.
+#[cfg(feature = "sqlite")]
+pub async fn run(dir: &Path, mut progress: impl FnMut(Progress<'_>)) -> Result<DemoRun> {
+    let config = config_in(dir);
+    let store = loader::store::open(&config.source.url)
+        .await
+        .map_err(Error::loader("open the demo bucket"))?;
+    let (seeded, present) = seed(&config, &*store).await?;
+    progress(Progress::Seeded { seeded, present });
+    let scheduler = crate::local(config.clone()).await?;
+    let (mut ticks, mut stopped_waiting) = (0, false);
+    loop {
+        let report = scheduler.tick().await?;
+        if report.selected == 0 {
+            break;
+        }
+        ticks += 1;
+        progress(Progress::Tick(&report));
+        // Retryable failures stay in incoming/; stop rather than spin.
+        if !report.made_progress() || ticks >= 20 {
+            stopped_waiting = true;
+            break;
+        }
+    }
+    Ok(DemoRun {
+        ticks,
+        stopped_waiting,
+        tables: warehouse_tables(&dir.join("warehouse.db"))?,
+        status: crate::ops::status(&config, &*store).await?,
+    })
+}
+
+/// Every table of a SQLite file with its row count, by name.
+#[cfg(feature = "sqlite")]
+fn warehouse_tables(db: &Path) -> Result<Vec<(String, i64)>> {
+    let failed = |e: rusqlite::Error| Error::Warehouse {
+        path: db.display().to_string(),
+        source: Box::new(e),
+    };
+    let conn = rusqlite::Connection::open(db).map_err(failed)?;
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(failed)?;
+    names
+        .into_iter()
+        .map(|name| {
+            let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
+            let n = conn.query_row(&sql, [], |r| r.get(0)).map_err(failed)?;
+            Ok((name, n))
+        })
+        .collect()
+}

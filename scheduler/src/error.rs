@@ -22,6 +22,13 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The demo's warehouse could not be read for its summary.
+    #[error("warehouse {path}")]
+    Warehouse {
+        path: String,
+        #[source]
+        source: BoxError,
+    },
     /// An operator command's argument cannot be understood.
     #[error("{0}")]
     Usage(String),

@@ -18,7 +18,9 @@
 pub mod attempts;
 pub mod demo;
 pub mod error;
+#[cfg(feature = "netcdf")]
 pub mod forecasts;
+pub mod lambda;
 pub mod lease;
 pub mod metrics;
 pub mod ops;

@@ -8,13 +8,25 @@
 //! * a file whose `(key, ETag)` is already in the ledger is `AlreadyLoaded`
 //!   and its table is not touched;
 //! * a bad file fails alone: the others of the batch still load.
+//!
+//! Each backend is behind its cargo feature (`postgres`, `sqlite`, `netcdf`
+//! for the DynamoDB forecast index); the helpers below serve the row
+//! loaders.
 
-pub mod dynamodb;
+#![cfg_attr(not(all(feature = "postgres", feature = "sqlite")), allow(dead_code))]
+
+#[cfg(feature = "netcdf")]
+mod dynamodb;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "netcdf")]
 pub use dynamodb::Dynamodb;
+#[cfg(feature = "postgres")]
 pub use postgres::Postgres;
+#[cfg(feature = "sqlite")]
 pub use sqlite::Sqlite;
 
 use std::sync::Arc;
@@ -22,7 +34,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::runtime::Handle;
 
-use crate::config::{Config, DestinationConfig, SourceConfig};
+use crate::config::{DestinationConfig, SourceConfig};
 use crate::contract::{Batch, BatchOutcome, Cause, FileOutcome, FileTask, Outcome};
 use crate::error::Result;
 use crate::format::{self, RecordReader};
@@ -48,30 +60,48 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
 /// Builds the destination named `name` from its config, resolving secrets.
 ///
 /// AWS clients come from `shared` when given (a Lambda's one config);
-/// otherwise they are built on first use from the standard settings.
+/// otherwise they are built on first use from the standard settings. A
+/// kind whose cargo feature is off is a config error naming the feature.
+#[cfg_attr(
+    not(all(feature = "postgres", feature = "sqlite", feature = "netcdf")),
+    allow(unused_variables)
+)]
 pub fn build(
     name: &str,
     config: &DestinationConfig,
     source: &SourceConfig,
     shared: Option<&aws_config::SdkConfig>,
 ) -> Result<Arc<dyn Destination>> {
-    Ok(match config {
+    match config {
+        #[cfg(feature = "netcdf")]
         DestinationConfig::Dynamodb { max_file_bytes } => {
             let d = Dynamodb::new(name, *max_file_bytes, source);
-            Arc::new(match shared {
+            Ok(Arc::new(match shared {
                 Some(shared) => d.with_client(crate::forecast_index::client(shared)),
                 None => d,
-            })
+            }))
         }
-        DestinationConfig::Sqlite { path } => Arc::new(Sqlite::new(name, path)),
+        #[cfg(feature = "sqlite")]
+        DestinationConfig::Sqlite { path } => Ok(Arc::new(Sqlite::new(name, path))),
+        #[cfg(feature = "postgres")]
         DestinationConfig::Postgres {
             url,
             connect_timeout_secs,
         } => {
-            let url = Config::resolve_secret(&format!("destinations.{name}.url"), url)?;
-            Arc::new(Postgres::new(name, url, *connect_timeout_secs)?)
+            let field = format!("destinations.{name}.url");
+            let url = crate::config::Config::resolve_secret(&field, url)?;
+            Ok(Arc::new(Postgres::new(name, url, *connect_timeout_secs)?))
         }
-    })
+        #[allow(unreachable_patterns)] // when every kind is built in
+        other => Err(crate::error::Error::config(
+            format!("destinations.{name}.kind"),
+            format!(
+                "{:?} is not built into this binary (cargo feature {:?})",
+                other.kind(),
+                other.feature()
+            ),
+        )),
+    }
 }
 
 /// Opens a file's rows for streaming. Blocking: call it on a blocking

@@ -10,6 +10,7 @@
 
 mod csv;
 mod jsonl;
+#[cfg(feature = "netcdf")]
 pub mod netcdf;
 
 use std::io::{self, BufReader, Read};

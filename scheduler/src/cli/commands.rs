@@ -1,0 +1,150 @@
+//! One function per command: load the config, do the work through the
+//! library, print the result with [`super::print`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use loader::config::Config;
+use scheduler::{demo, ops};
+
+use super::print;
+
+/// The config file, or the embedded default without one.
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::from_path(p)?,
+        None => Config::from_toml(demo::DEFAULT_CONFIG).context("the embedded config")?,
+    })
+}
+
+/// Writes the config with its defaults filled in.
+pub fn check(config: Option<&Path>) -> Result<()> {
+    let config = load_config(config)?;
+    print!("{}", print::check(&config)?);
+    Ok(())
+}
+
+pub async fn status(config: Option<&Path>, json: bool) -> Result<()> {
+    let config = load_config(config)?;
+    let store = loader::store::open(&config.source.url).await?;
+    let status = ops::status(&config, &*store).await?;
+    print!("{}", print::status(&status, json)?);
+    Ok(())
+}
+
+/// Fails (exit 1) when any file could not move back or hit a conflict.
+pub async fn reprocess(
+    config: Option<&Path>,
+    prefix: &str,
+    dry_run: bool,
+    json: bool,
+) -> Result<()> {
+    let config = load_config(config)?;
+    let store = loader::store::open(&config.source.url).await?;
+    let r = ops::reprocess(&config, &*store, prefix, dry_run).await?;
+    let (out, err) = print::reprocess(&r, &config, json)?;
+    print!("{out}");
+    eprint!("{err}");
+    if !r.errors.is_empty() || !r.conflicts.is_empty() {
+        anyhow::bail!(
+            "{} file(s) could not be moved, {} conflict(s)",
+            r.errors.len(),
+            r.conflicts.len()
+        );
+    }
+    Ok(())
+}
+
+pub async fn tick(config: Option<&Path>, json: bool) -> Result<()> {
+    let scheduler = scheduler::local(load_config(config)?).await?;
+    print!("{}", print::tick(&scheduler.tick().await?, json)?);
+    Ok(())
+}
+
+/// A tick every `tick.interval_secs` until Ctrl-C or SIGTERM: the current
+/// tick finishes first; a second signal exits at once.
+pub async fn run(config: Option<&Path>) -> Result<()> {
+    let config = load_config(config)?;
+    let interval = Duration::from_secs(config.tick.interval_secs);
+    let scheduler = scheduler::local(config).await?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("stopping after the current tick (Ctrl-C again to quit now)");
+        let _ = stop_tx.send(true);
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
+    loop {
+        match scheduler.tick().await {
+            Ok(r) => tracing::info!(
+                tick = %r.tick_id,
+                backlog = r.backlog.files,
+                loaded = r.loaded,
+                failed = r.failed,
+                retried = r.retried,
+                "tick done"
+            ),
+            Err(e) => {
+                tracing::error!(error = %format!("{:#}", anyhow::Error::from(e)), "tick failed")
+            }
+        }
+        if *stop_rx.borrow() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop_rx.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM as sent by systemd, ECS and Kubernetes.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// What `s3loader forecasts` was asked, as typed.
+#[cfg_attr(not(feature = "netcdf"), allow(dead_code))]
+pub struct ForecastQuery {
+    pub time: String,
+    pub period: Option<String>,
+    pub variable: Option<String>,
+    pub table: Option<String>,
+}
+
+#[cfg(feature = "netcdf")]
+pub async fn forecasts(config: Option<&Path>, q: ForecastQuery, json: bool) -> Result<()> {
+    use scheduler::forecasts as f;
+    let config = load_config(config)?;
+    let time = f::parse_time(&q.time)?;
+    let period = q.period.as_deref().map(f::parse_period).transpose()?;
+    let table = f::table(&config, q.table.as_deref())?;
+    let hits = f::lookup(&table, &time, period, q.variable.as_deref()).await?;
+    print!("{}", print::forecasts(&hits, &time, &table, json)?);
+    Ok(())
+}
+
+#[cfg(not(feature = "netcdf"))]
+pub async fn forecasts(_: Option<&Path>, _: ForecastQuery, _: bool) -> Result<()> {
+    anyhow::bail!("this s3loader was built without the netcdf feature: no forecast index")
+}
+
+/// The embedded default end to end, printing each tick as it goes.
+#[cfg(feature = "sqlite")]
+pub async fn demo(dir: &Path) -> Result<()> {
+    let run = demo::run(dir, |p| print!("{}", print::demo_progress(dir, &p))).await?;
+    print!("{}", print::demo_summary(dir, &run));
+    Ok(())
+}
+
+#[cfg(not(feature = "sqlite"))]
+pub async fn demo(_: &Path) -> Result<()> {
+    anyhow::bail!("this s3loader was built without the sqlite feature the demo's warehouse needs")
+}

@@ -1,0 +1,154 @@
+//! The `s3loader` command line: its arguments, and one function per
+//! command in [`commands`], which does the work through the library and
+//! hands the result to [`print`] for the text (or `--json`) users see.
+
+mod commands;
+mod print;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Load files that land in a bucket's incoming/ prefix into a warehouse,
+/// exactly once.
+///
+/// Every tick takes the oldest files from incoming/, loads them in batches,
+/// moves each loaded file to processed/ and each failed one to failed/ (with
+/// a JSON report in errors/ naming the reason). A ledger in the destination
+/// makes a file load once even if a move fails or ticks overlap.
+///
+/// Without --config, the embedded default runs: a local directory
+/// (./demo/bucket) into SQLite (./demo/warehouse.db). Try `s3loader demo`.
+#[derive(Debug, Parser)]
+#[command(name = "s3loader", version, about, long_about)]
+pub struct Cli {
+    /// The TOML config file [default: the embedded example config].
+    #[arg(long, short, global = true, env = "S3LOADER_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log more (info); RUST_LOG overrides.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a tick every tick.interval_secs until Ctrl-C or SIGTERM (the
+    /// current tick finishes first; a second signal exits at once).
+    Run,
+    /// Run one tick and print what it did.
+    Tick {
+        /// Print the raw TickReport JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the backlog: files, bytes, age of the oldest, failed files.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move failed files back to incoming/ to load them again.
+    Reprocess {
+        /// Only files under failed/<PREFIX>.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// List what would move, move nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what moved, the conflicts and errors as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config and print it with defaults filled in.
+    Check,
+    /// Which indexed Met Office netCDF files hold a forecast for a time
+    /// (from the DynamoDB forecast index; AWS_ENDPOINT_URL_DYNAMODB for a
+    /// local endpoint).
+    Forecasts {
+        /// The validity time, UTC: 2018-11-29T12:00Z.
+        #[arg(long)]
+        time: String,
+        /// Only this lead time: PT2H, P1DT6H, or seconds.
+        #[arg(long)]
+        period: Option<String>,
+        /// Only files with this data variable (e.g. wind_speed).
+        #[arg(long)]
+        variable: Option<String>,
+        /// The index table [default: the config's one netcdf route's table].
+        #[arg(long)]
+        table: Option<String>,
+        /// Print the matches as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The embedded default, end to end: seed the shipped sample files into
+    /// DIR/bucket/incoming/, tick until the backlog is drained into
+    /// DIR/warehouse.db, and summarise. Running it again loads nothing twice.
+    Demo {
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+    },
+}
+
+impl Cli {
+    /// `run` logs each tick at info; the other commands print their result
+    /// and log only errors unless asked.
+    pub fn init_logging(&self) {
+        let default = if matches!(self.command, Command::Run) {
+            "info"
+        } else {
+            "error"
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if self.verbose { "info" } else { default })
+        });
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        if self.log_json {
+            builder.json().flatten_event(true).init();
+        } else {
+            builder.init();
+        }
+    }
+
+    /// Runs the command.
+    pub async fn run(self) -> Result<()> {
+        let config = self.config;
+        match self.command {
+            Command::Demo { dir } => commands::demo(&dir).await,
+            Command::Run => commands::run(config.as_deref()).await,
+            Command::Tick { json } => commands::tick(config.as_deref(), json).await,
+            Command::Status { json } => commands::status(config.as_deref(), json).await,
+            Command::Reprocess {
+                prefix,
+                dry_run,
+                json,
+            } => commands::reprocess(config.as_deref(), &prefix, dry_run, json).await,
+            Command::Check => commands::check(config.as_deref()),
+            Command::Forecasts {
+                time,
+                period,
+                variable,
+                table,
+                json,
+            } => {
+                let query = commands::ForecastQuery {
+                    time,
+                    period,
+                    variable,
+                    table,
+                };
+                commands::forecasts(config.as_deref(), query, json).await
+            }
+        }
+    }
+}
