@@ -13,8 +13,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}/lambd
 rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$' \
   || rustup target add aarch64-unknown-linux-gnu
 start=$(date +%s)
+# The scheduler only lists, dispatches and moves: built with no destination
+# features, it links neither libnetcdf nor a database client. The loader
+# takes every destination.
 cargo lambda build --release --arm64 --output-format zip --lambda-dir infra/build \
-  --bin scheduler-lambda --bin loader-lambda
+  -p s3loader --no-default-features --bin scheduler-lambda
+cargo lambda build --release --arm64 --output-format zip --lambda-dir infra/build \
+  -p s3loader-loader --bin loader-lambda
 echo "package: built in $(( $(date +%s) - start )) s (target dir $CARGO_TARGET_DIR)"
 for fn in scheduler-lambda loader-lambda; do
   zip="infra/build/$fn/bootstrap.zip"

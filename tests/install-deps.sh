@@ -7,6 +7,7 @@
 #   checkov                  PyPI, in its own venv (its pins fight moto's)
 #   PostgreSQL server, curl  Debian packages (needs root or sudo)
 #   openssl, psql, GNU time  Debian packages (test certificate, roles, RSS)
+#   cargo-machete            crates.io: unused dependencies (about 75 s to build)
 set -euo pipefail
 
 log() { echo "install-deps: $*" >&2; }
@@ -59,7 +60,12 @@ command -v openssl >/dev/null || { log "apt-get install openssl"; apt_install op
 command -v psql >/dev/null || { log "apt-get install postgresql-client"; apt_install postgresql-client; }
 [ -x /usr/bin/time ] || { log "apt-get install time"; apt_install time; }
 
-for tool in weed moto_server cargo-lambda cfn-lint cmake curl openssl psql; do
+command -v cargo-machete >/dev/null || {
+  log "cargo install cargo-machete"
+  cargo install cargo-machete --locked --version 0.9.2
+}
+
+for tool in weed moto_server cargo-lambda cfn-lint cmake curl openssl psql cargo-machete; do
   command -v "$tool" >/dev/null || { log "$tool is still missing after install"; exit 1; }
 done
 for component in rustfmt clippy; do

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fanout::{Fanout, LocalFanout};
 use futures::{stream, StreamExt};
-use loader::contract::{Batch, BatchOutcome, FileTask, Outcome};
+use loader::contract::{Batch, BatchOutcome};
 use loader::worker::Worker;
 use s3loader_e2e::*;
 use scheduler::report::{FileResult, LeaseStatus};
@@ -280,59 +280,6 @@ async fn two_ticks_at_once_on_500_files_load_each_exactly_once() {
     );
     assert!(keys(&*store, "incoming/").await.is_empty());
     assert_eq!(keys(&*store, "processed/").await.len(), 500);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_ledger_alone_keeps_concurrent_workers_from_loading_twice() {
-    // No scheduler and no lease: two workers get the same batch at once.
-    let store = arc(seaweedfs().await);
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute(ORDERS_DDL).await.unwrap();
-    let mut files = Vec::new();
-    for i in 0..20 {
-        let key = format!("incoming/orders/{i}.csv");
-        put(
-            &*store,
-            &key,
-            format!("id,customer,amount,ordered_at\n{i},a,1,2026-11-01T00:00:00Z\n"),
-        )
-        .await;
-        let meta = store.head(&key).await.unwrap();
-        files.push(FileTask {
-            key,
-            etag: meta.etag,
-            size: meta.size,
-            spec: Default::default(),
-            processed_key: String::new(),
-        });
-    }
-    let batch = Batch {
-        id: "b".into(),
-        destination: "wh".into(),
-        table: "orders".into(),
-        files,
-        check_only: false,
-    };
-    let cfg = config(&pg_destination(&url), "");
-    let w1 = LocalFanout::new(Worker::from_config(&cfg, store.clone()).unwrap());
-    let w2 = LocalFanout::new(Worker::from_config(&cfg, store.clone()).unwrap());
-    let (o1, o2) = tokio::join!(w1.dispatch(batch.clone()), w2.dispatch(batch.clone()));
-    let loaded = |o: &BatchOutcome| {
-        o.files
-            .iter()
-            .filter(|f| matches!(f.outcome, Outcome::Loaded { .. }))
-            .count()
-    };
-    let already = |o: &BatchOutcome| {
-        o.files
-            .iter()
-            .filter(|f| f.outcome == Outcome::AlreadyLoaded)
-            .count()
-    };
-    assert_eq!(loaded(&o1) + loaded(&o2), 20, "{o1:?} {o2:?}");
-    assert_eq!(already(&o1) + already(&o2), 20);
-    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 20);
 }
 
 /// Wraps a fanout and records the most batches it ever had in flight.

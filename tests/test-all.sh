@@ -14,6 +14,15 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo clippy per feature (what each binary can be built with)" >&2
+# --no-default-features is the scheduler Lambda's build (infra/package.sh);
+# each feature alone must also build clean.
+for features in "" postgres sqlite netcdf; do
+  cargo clippy -p s3loader -p s3loader-loader --no-default-features \
+    ${features:+--features "$features"} -- -D warnings
+done
+echo "== cargo machete (unused dependencies)" >&2
+cargo machete
 echo "== infra/check.sh (cfn-lint, checkov)" >&2
 infra/check.sh
 echo "== infra/package.sh (both Lambda functions, arm64)" >&2

@@ -234,6 +234,18 @@ pub async fn put(store: &dyn ObjectStore, key: &str, body: impl Into<Bytes>) {
         .unwrap();
 }
 
+/// The task for the object now at `key`, as the scheduler would send it.
+pub async fn file_task(store: &dyn ObjectStore, key: &str) -> loader::contract::FileTask {
+    let meta = store.head(key).await.unwrap();
+    loader::contract::FileTask {
+        key: key.to_owned(),
+        etag: meta.etag,
+        size: meta.size,
+        spec: Default::default(),
+        processed_key: String::new(),
+    }
+}
+
 pub fn result_of<'a>(report: &'a TickReport, key: &str) -> &'a FileLine {
     report
         .files

@@ -7,7 +7,16 @@
 //! * `Loaded` is reported only after that commit;
 //! * a file whose `(key, ETag)` is already in the ledger is `AlreadyLoaded`
 //!   and its table is not touched;
-//! * a bad file fails alone: the others of the batch still load.
+//! * a bad file fails alone: the others of the batch still load;
+//! * two loads of the same file at once load it once (the ledger's key);
+//! * a commit that fails turns every `Loaded` of the batch back into a
+//!   retryable failure ([`uncommit`]);
+//! * an outage (down, denied, a missing table) fails every file of the
+//!   batch retryably with [`Cause::Destination`]; only a value the file
+//!   brings blames the file.
+//!
+//! `tests/dest_conformance.rs` runs each rule on every destination with a
+//! ledger; a new destination joins its `on_every_destination!` list.
 //!
 //! Each backend is behind its cargo feature (`postgres`, `sqlite`, `netcdf`
 //! for the DynamoDB forecast index); the helpers below serve the row

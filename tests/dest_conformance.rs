@@ -1,0 +1,345 @@
+//! The destination contract (`loader::dest`), one test function per rule,
+//! run on every destination that keeps a ledger: SQLite and PostgreSQL
+//! (Redshift joins when it lands). Each calls `Destination::load` directly,
+//! with batches built by hand, so the rule is the destination's own and not
+//! the scheduler's.
+//!
+//! The rules:
+//! * a file whose `(key, ETag)` is in the ledger is `AlreadyLoaded`, its
+//!   table untouched, and `loaded` says so;
+//! * a bad file fails alone (permanent, its own fault); the others load;
+//! * two loads of the same batch at once load each file once;
+//! * a commit that fails undoes the files it had marked loaded;
+//! * an outage (down, or a missing table) fails every file retryably and
+//!   blames none; a value the table rejects blames its file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use loader::contract::{Batch, BatchOutcome, Cause, Outcome};
+use loader::dest::Destination;
+use loader::store::ObjectStore;
+use s3loader_e2e::*;
+
+/// A warehouse of one kind, fresh per test, and how to reach it directly.
+enum Warehouse {
+    Postgres {
+        url: String,
+        client: tokio_postgres::Client,
+    },
+    Sqlite {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Warehouse {
+    async fn postgres() -> Self {
+        let url = pg_database().await;
+        let client = pg_connect(&url).await;
+        Warehouse::Postgres { url, client }
+    }
+
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Warehouse::Sqlite {
+            path: dir.path().join("wh.db"),
+            _dir: dir,
+        }
+    }
+
+    /// The `[destinations.wh]` body that reaches it.
+    fn toml(&self) -> String {
+        match self {
+            Warehouse::Postgres { url, .. } => pg_destination(url),
+            Warehouse::Sqlite { path, .. } => sqlite_destination(path),
+        }
+    }
+
+    /// The same kind, unreachable: nothing listens, or the path cannot be
+    /// a database.
+    fn down(&self) -> String {
+        match self {
+            Warehouse::Postgres { .. } => pg_destination(&format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                closed_port()
+            )),
+            Warehouse::Sqlite { path, .. } => {
+                let dir = path.with_extension("is-a-directory");
+                std::fs::create_dir_all(&dir).unwrap();
+                sqlite_destination(&dir)
+            }
+        }
+    }
+
+    /// A new instance of the destination, as another worker would build it.
+    fn destination(&self) -> Arc<dyn Destination> {
+        build(&self.toml())
+    }
+
+    async fn execute(&self, sql: &str) {
+        match self {
+            Warehouse::Postgres { client, .. } => client.batch_execute(sql).await.unwrap(),
+            Warehouse::Sqlite { path, .. } => {
+                rusqlite::Connection::open(path)
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Warehouse::Postgres { client, .. } => pg_count(client, sql).await,
+            Warehouse::Sqlite { path, .. } => rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+        }
+    }
+}
+
+fn build(destination_toml: &str) -> Arc<dyn Destination> {
+    let config = config(destination_toml, "");
+    loader::dest::build("wh", &config.destinations["wh"], &config.source, None).unwrap()
+}
+
+/// Puts each `(name, body)` under `incoming/` and returns one batch of them
+/// for `table`.
+async fn batch(store: &dyn ObjectStore, table: &str, files: &[(&str, String)]) -> Batch {
+    let mut tasks = Vec::new();
+    for (name, body) in files {
+        let key = format!("incoming/{name}");
+        put(store, &key, body.clone()).await;
+        tasks.push(file_task(store, &key).await);
+    }
+    Batch {
+        id: unique("batch-"),
+        destination: "wh".into(),
+        table: table.into(),
+        files: tasks,
+        check_only: false,
+    }
+}
+
+fn orders(ids: std::ops::Range<u32>) -> String {
+    let mut csv = String::from("id,customer,amount,ordered_at\n");
+    for i in ids {
+        csv += &format!("{i},c{i},1.50,2026-11-01T00:00:00Z\n");
+    }
+    csv
+}
+
+fn outcomes(o: &BatchOutcome) -> Vec<&Outcome> {
+    o.files.iter().map(|f| &f.outcome).collect()
+}
+
+fn count_of(o: &BatchOutcome, want: fn(&Outcome) -> bool) -> usize {
+    o.files.iter().filter(|f| want(&f.outcome)).count()
+}
+
+fn is_loaded(o: &Outcome) -> bool {
+    matches!(o, Outcome::Loaded { .. })
+}
+
+fn is_already(o: &Outcome) -> bool {
+    *o == Outcome::AlreadyLoaded
+}
+
+/// Every file failed retryably, blamed on the destination.
+fn assert_outage(o: &BatchOutcome) {
+    for f in &o.files {
+        assert!(
+            matches!(
+                f.outcome,
+                Outcome::Failed {
+                    retryable: true,
+                    cause: Cause::Destination,
+                    ..
+                }
+            ),
+            "{}: {:?}",
+            f.key,
+            f.outcome
+        );
+    }
+}
+
+async fn a_ledger_hit_is_already_loaded(wh: Warehouse) {
+    let (store, _dir) = local();
+    wh.execute(ORDERS_DDL).await;
+    let dest = wh.destination();
+    let first = batch(&store, "orders", &[("a.csv", orders(0..2))]).await;
+    let out = dest.load(&first, arc(store.clone())).await;
+    assert_eq!(
+        outcomes(&out),
+        [&Outcome::Loaded {
+            rows: 2,
+            bytes: first.files[0].size
+        }]
+    );
+    let never = batch(&store, "orders", &[("b.csv", orders(2..3))]).await;
+    let asked = [first.files[0].clone(), never.files[0].clone()];
+    assert_eq!(dest.loaded(&asked).await.unwrap(), [true, false]);
+
+    // Again, in a new batch, through a new instance: the ledger decides.
+    let again = Batch {
+        id: unique("batch-"),
+        ..first.clone()
+    };
+    let out = wh.destination().load(&again, arc(store.clone())).await;
+    assert_eq!(outcomes(&out), [&Outcome::AlreadyLoaded]);
+    assert_eq!(wh.count("SELECT count(*) FROM orders").await, 2);
+    assert_eq!(wh.count("SELECT count(*) FROM s3loader_ledger").await, 1);
+}
+
+async fn a_bad_file_fails_alone(wh: Warehouse) {
+    let (store, _dir) = local();
+    wh.execute(ORDERS_DDL).await;
+    let b = batch(
+        &store,
+        "orders",
+        &[
+            ("good-1.csv", orders(0..3)),
+            ("ragged.csv", "id,customer,amount,ordered_at\n9,x\n".into()),
+            // NOT NULL: a value the table rejects is the file's fault.
+            (
+                "null-customer.csv",
+                "id,customer,amount,ordered_at\n8,,1,2026-11-01T00:00:00Z\n".into(),
+            ),
+            ("good-2.csv", orders(3..5)),
+        ],
+    )
+    .await;
+    let out = wh.destination().load(&b, arc(store.clone())).await;
+    let o = outcomes(&out);
+    assert!(is_loaded(o[0]) && is_loaded(o[3]), "{o:?}");
+    for bad in [o[1], o[2]] {
+        assert!(
+            matches!(
+                bad,
+                Outcome::Failed {
+                    retryable: false,
+                    cause: Cause::File,
+                    ..
+                }
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(wh.count("SELECT count(*) FROM orders").await, 5);
+    assert_eq!(wh.count("SELECT count(*) FROM s3loader_ledger").await, 2);
+}
+
+async fn concurrent_loads_of_one_batch_load_each_file_once(wh: Warehouse) {
+    let (store, _dir) = local();
+    wh.execute(ORDERS_DDL).await;
+    let files: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("orders/{i}.csv"), orders(i..i + 1)))
+        .collect();
+    let named: Vec<(&str, String)> = files.iter().map(|(k, b)| (k.as_str(), b.clone())).collect();
+    let b = batch(&store, "orders", &named).await;
+    // No scheduler and no lease: two workers get the same batch at once.
+    let (d1, d2) = (wh.destination(), wh.destination());
+    let (o1, o2) = tokio::join!(
+        d1.load(&b, arc(store.clone())),
+        d2.load(&b, arc(store.clone()))
+    );
+    assert_eq!(
+        count_of(&o1, is_loaded) + count_of(&o2, is_loaded),
+        20,
+        "{o1:?} {o2:?}"
+    );
+    assert_eq!(count_of(&o1, is_already) + count_of(&o2, is_already), 20);
+    assert_eq!(wh.count("SELECT count(*) FROM orders").await, 20);
+}
+
+async fn a_failed_commit_undoes_what_it_marked_loaded(wh: Warehouse) {
+    let (store, _dir) = local();
+    // Checked at COMMIT, not at the insert: the rows go in, the commit fails.
+    wh.execute(
+        "CREATE TABLE parents (name text PRIMARY KEY);
+         INSERT INTO parents VALUES ('p');
+         CREATE TABLE children (id int, parent text REFERENCES parents (name) DEFERRABLE INITIALLY DEFERRED);",
+    )
+    .await;
+    let b = batch(
+        &store,
+        "children",
+        &[
+            ("has-parent.csv", "id,parent\n1,p\n".into()),
+            ("orphan.csv", "id,parent\n2,nobody\n".into()),
+        ],
+    )
+    .await;
+    let out = wh.destination().load(&b, arc(store.clone())).await;
+    for f in &out.files {
+        match &f.outcome {
+            Outcome::Failed {
+                retryable: true,
+                reason,
+                ..
+            } => assert!(reason.contains("did not commit"), "{reason}"),
+            other => panic!("{}: {other:?}", f.key),
+        }
+    }
+    assert_eq!(wh.count("SELECT count(*) FROM children").await, 0);
+    assert_eq!(wh.count("SELECT count(*) FROM s3loader_ledger").await, 0);
+}
+
+async fn an_outage_fails_every_file_retryably_and_blames_none(wh: Warehouse) {
+    let (store, _dir) = local();
+    let b = batch(
+        &store,
+        "orders",
+        &[("a.csv", orders(0..2)), ("b.csv", orders(2..4))],
+    )
+    .await;
+    let out = build(&wh.down()).load(&b, arc(store.clone())).await;
+    assert_outage(&out);
+    assert!(build(&wh.down()).loaded(&b.files).await.is_err());
+}
+
+// --- Each rule on each destination ------------------------------------------
+
+macro_rules! on_every_destination {
+    ($($rule:ident),* $(,)?) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    super::$rule(Warehouse::postgres().await).await;
+                }
+            )*
+
+            /// PostgreSQL tables must exist: a missing one is an outage.
+            /// (SQLite creates the tables it loads.)
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_missing_table_is_an_outage() {
+                let wh = Warehouse::postgres().await;
+                let (store, _dir) = local();
+                let b = batch(&store, "orders", &[("a.csv", orders(0..2))]).await;
+                assert_outage(&wh.destination().load(&b, arc(store.clone())).await);
+            }
+        }
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    super::$rule(Warehouse::sqlite()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_destination!(
+    a_ledger_hit_is_already_loaded,
+    a_bad_file_fails_alone,
+    concurrent_loads_of_one_batch_load_each_file_once,
+    a_failed_commit_undoes_what_it_marked_loaded,
+    an_outage_fails_every_file_retryably_and_blames_none,
+);
