@@ -14,6 +14,13 @@ use crate::error::{Error, Result};
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub source: SourceConfig,
+    // `tick`, `metrics` and the [`Router`] are used by the scheduler alone,
+    // yet they live here: the config is one TOML file, parsed and validated
+    // in one place, so `s3loader check`, the scheduler Lambda and the
+    // loader Lambda accept and refuse exactly the same text (with
+    // `deny_unknown_fields`, a loader-only parse would refuse `[tick]`).
+    // The router also makes each file's `LoadSpec`, which travels with the
+    // batch to the worker.
     #[serde(default)]
     pub tick: TickConfig,
     #[serde(default)]
@@ -373,159 +380,20 @@ impl Config {
         })
     }
 
+    /// Checks what serde cannot, section by section; the first problem
+    /// found is the error, naming its field.
     pub fn validate(&self) -> Result<()> {
-        let s = &self.source;
-        for (field, value) in [
-            ("source.incoming", &s.incoming),
-            ("source.processed", &s.processed),
-            ("source.failed", &s.failed),
-            ("source.errors", &s.errors),
-            ("source.state", &s.state),
-        ] {
-            if !value.ends_with('/') || value.starts_with('/') || value.len() < 2 {
-                return Err(Error::config(
-                    field,
-                    format!("{value:?} must be a prefix like \"incoming/\""),
-                ));
-            }
-        }
-        let prefixes = [&s.incoming, &s.processed, &s.failed, &s.errors, &s.state];
-        for (i, a) in prefixes.iter().enumerate() {
-            for b in &prefixes[i + 1..] {
-                if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
-                    return Err(Error::config(
-                        "source",
-                        format!("prefixes {a:?} and {b:?} overlap; each must be separate"),
-                    ));
-                }
-            }
-        }
-        let t = &self.tick;
-        for (field, value) in [
-            ("tick.max_files", t.max_files as u64),
-            ("tick.max_bytes", t.max_bytes),
-            ("tick.batch_max_files", t.batch_max_files as u64),
-            ("tick.batch_max_bytes", t.batch_max_bytes),
-            ("tick.concurrency", t.concurrency as u64),
-            ("tick.move_concurrency", t.move_concurrency as u64),
-            ("tick.max_attempts", t.max_attempts as u64),
-            ("tick.deadline_secs", t.deadline_secs),
-            ("tick.interval_secs", t.interval_secs),
-            ("limits.max_record_bytes", self.limits.max_record_bytes),
-            (
-                "limits.max_decompressed_bytes",
-                self.limits.max_decompressed_bytes,
-            ),
-            (
-                "limits.netcdf_max_time_cells",
-                self.limits.netcdf_max_time_cells,
-            ),
-        ] {
-            if value == 0 {
-                return Err(Error::config(field, "must be at least 1"));
-            }
-        }
-        if t.list_max_secs == 0 || t.list_max_secs > t.deadline_secs {
-            return Err(Error::config(
-                "tick.list_max_secs",
-                format!(
-                    "{} must be between 1 and tick.deadline_secs ({})",
-                    t.list_max_secs, t.deadline_secs
-                ),
-            ));
-        }
-        if !(10..=31).contains(&self.limits.zstd_window_log_max) {
-            return Err(Error::config(
-                "limits.zstd_window_log_max",
-                format!(
-                    "{} is outside 10..=31 (27 = 128 MiB, zstd's default)",
-                    self.limits.zstd_window_log_max
-                ),
-            ));
-        }
-        if t.lease_ttl_secs <= t.deadline_secs {
-            return Err(Error::config(
-                "tick.lease_ttl_secs",
-                format!(
-                    "{} must be greater than tick.deadline_secs ({}), or a slow tick loses its lease",
-                    t.lease_ttl_secs, t.deadline_secs
-                ),
-            ));
-        }
+        self.source.validate()?;
+        self.tick.validate()?;
+        self.limits.validate()?;
         for (name, dest) in &self.destinations {
-            if let DestinationConfig::Postgres { url, .. } = dest {
-                let field = format!("destinations.{name}.url");
-                if url.strip_prefix("env:").is_some_and(str::is_empty) {
-                    return Err(Error::config(field, "env: needs a variable name"));
-                }
-                if !url.starts_with("env:") && url_has_password(url) {
-                    return Err(Error::config(
-                        field,
-                        "contains a password; reference it instead, e.g. url = \"env:DATABASE_URL\"",
-                    ));
-                }
-            }
+            dest.validate(name)?;
         }
         if self.routes.is_empty() {
             return Err(Error::config("route", "at least one [[route]] is needed"));
         }
-        for (i, r) in self.routes.iter().enumerate() {
-            let field = |f: &str| format!("route[{i}].{f}");
-            compile_glob(&r.pattern).map_err(|m| Error::config(field("pattern"), m))?;
-            if !self.destinations.contains_key(&r.destination) {
-                let have: Vec<_> = self.destinations.keys().cloned().collect();
-                return Err(Error::config(
-                    field("destination"),
-                    format!("no destination named {:?} (have: {have:?})", r.destination),
-                ));
-            }
-            let index = matches!(
-                self.destinations[&r.destination],
-                DestinationConfig::Dynamodb { .. }
-            );
-            if index != (r.format == Format::Netcdf) {
-                return Err(Error::config(
-                    field("format"),
-                    format!(
-                        "format {:?} cannot go to destination {:?}: netcdf files go to dynamodb destinations, and only they",
-                        r.format, r.destination
-                    ),
-                ));
-            }
-            if index && !valid_dynamodb_table(&r.table) {
-                return Err(Error::config(
-                    field("table"),
-                    format!(
-                        "{:?} is not a DynamoDB table name (3-255 of letters, digits, _ - .)",
-                        r.table
-                    ),
-                ));
-            }
-            if !index && !valid_table(&r.table) {
-                return Err(Error::config(
-                    field("table"),
-                    format!(
-                        "{:?} is not a table name (letters, digits, _ and one optional schema.)",
-                        r.table
-                    ),
-                ));
-            }
-            let csv = &r.csv;
-            if !csv.delimiter.is_ascii() || !csv.quote.is_ascii() || csv.delimiter == csv.quote {
-                return Err(Error::config(
-                    field("csv"),
-                    "delimiter and quote must be two different ASCII characters",
-                ));
-            }
-            if r.format == Format::Csv && !csv.header && r.columns.is_none() {
-                return Err(Error::config(
-                    field("columns"),
-                    "CSV without a header needs columns = [...]",
-                ));
-            }
-            if r.columns.as_ref().is_some_and(|c| c.is_empty()) {
-                return Err(Error::config(field("columns"), "must not be empty"));
-            }
+        for (i, route) in self.routes.iter().enumerate() {
+            route.validate(i, &self.destinations)?;
         }
         Ok(())
     }
@@ -538,6 +406,182 @@ impl Config {
             }),
             None => Ok(value.to_owned()),
         }
+    }
+}
+
+/// Every field that must be at least 1.
+fn at_least_one(fields: &[(&str, u64)]) -> Result<()> {
+    match fields.iter().find(|(_, v)| *v == 0) {
+        Some((field, _)) => Err(Error::config(*field, "must be at least 1")),
+        None => Ok(()),
+    }
+}
+
+impl SourceConfig {
+    fn validate(&self) -> Result<()> {
+        let prefixes = [
+            ("source.incoming", &self.incoming),
+            ("source.processed", &self.processed),
+            ("source.failed", &self.failed),
+            ("source.errors", &self.errors),
+            ("source.state", &self.state),
+        ];
+        for (field, value) in prefixes {
+            if !value.ends_with('/') || value.starts_with('/') || value.len() < 2 {
+                return Err(Error::config(
+                    field,
+                    format!("{value:?} must be a prefix like \"incoming/\""),
+                ));
+            }
+        }
+        for (i, (_, a)) in prefixes.iter().enumerate() {
+            for (_, b) in &prefixes[i + 1..] {
+                if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                    return Err(Error::config(
+                        "source",
+                        format!("prefixes {a:?} and {b:?} overlap; each must be separate"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TickConfig {
+    fn validate(&self) -> Result<()> {
+        at_least_one(&[
+            ("tick.max_files", self.max_files as u64),
+            ("tick.max_bytes", self.max_bytes),
+            ("tick.batch_max_files", self.batch_max_files as u64),
+            ("tick.batch_max_bytes", self.batch_max_bytes),
+            ("tick.concurrency", self.concurrency as u64),
+            ("tick.move_concurrency", self.move_concurrency as u64),
+            ("tick.max_attempts", self.max_attempts as u64),
+            ("tick.deadline_secs", self.deadline_secs),
+            ("tick.interval_secs", self.interval_secs),
+        ])?;
+        if self.list_max_secs == 0 || self.list_max_secs > self.deadline_secs {
+            return Err(Error::config(
+                "tick.list_max_secs",
+                format!(
+                    "{} must be between 1 and tick.deadline_secs ({})",
+                    self.list_max_secs, self.deadline_secs
+                ),
+            ));
+        }
+        if self.lease_ttl_secs <= self.deadline_secs {
+            return Err(Error::config(
+                "tick.lease_ttl_secs",
+                format!(
+                    "{} must be greater than tick.deadline_secs ({}), or a slow tick loses its lease",
+                    self.lease_ttl_secs, self.deadline_secs
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<()> {
+        at_least_one(&[
+            ("limits.max_record_bytes", self.max_record_bytes),
+            ("limits.max_decompressed_bytes", self.max_decompressed_bytes),
+            ("limits.netcdf_max_time_cells", self.netcdf_max_time_cells),
+        ])?;
+        if !(10..=31).contains(&self.zstd_window_log_max) {
+            return Err(Error::config(
+                "limits.zstd_window_log_max",
+                format!(
+                    "{} is outside 10..=31 (27 = 128 MiB, zstd's default)",
+                    self.zstd_window_log_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DestinationConfig {
+    fn validate(&self, name: &str) -> Result<()> {
+        if let DestinationConfig::Postgres { url, .. } = self {
+            let field = format!("destinations.{name}.url");
+            if url.strip_prefix("env:").is_some_and(str::is_empty) {
+                return Err(Error::config(field, "env: needs a variable name"));
+            }
+            if !url.starts_with("env:") && url_has_password(url) {
+                return Err(Error::config(
+                    field,
+                    "contains a password; reference it instead, e.g. url = \"env:DATABASE_URL\"",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RouteConfig {
+    /// `route[i]`: its glob, its destination, and what that destination
+    /// can take.
+    fn validate(&self, i: usize, destinations: &BTreeMap<String, DestinationConfig>) -> Result<()> {
+        let field = |f: &str| format!("route[{i}].{f}");
+        compile_glob(&self.pattern).map_err(|m| Error::config(field("pattern"), m))?;
+        let Some(dest) = destinations.get(&self.destination) else {
+            let have: Vec<_> = destinations.keys().cloned().collect();
+            return Err(Error::config(
+                field("destination"),
+                format!(
+                    "no destination named {:?} (have: {have:?})",
+                    self.destination
+                ),
+            ));
+        };
+        let index = matches!(dest, DestinationConfig::Dynamodb { .. });
+        if index != (self.format == Format::Netcdf) {
+            return Err(Error::config(
+                field("format"),
+                format!(
+                    "format {:?} cannot go to destination {:?}: netcdf files go to dynamodb destinations, and only they",
+                    self.format, self.destination
+                ),
+            ));
+        }
+        if index && !valid_dynamodb_table(&self.table) {
+            return Err(Error::config(
+                field("table"),
+                format!(
+                    "{:?} is not a DynamoDB table name (3-255 of letters, digits, _ - .)",
+                    self.table
+                ),
+            ));
+        }
+        if !index && !valid_table(&self.table) {
+            return Err(Error::config(
+                field("table"),
+                format!(
+                    "{:?} is not a table name (letters, digits, _ and one optional schema.)",
+                    self.table
+                ),
+            ));
+        }
+        let csv = &self.csv;
+        if !csv.delimiter.is_ascii() || !csv.quote.is_ascii() || csv.delimiter == csv.quote {
+            return Err(Error::config(
+                field("csv"),
+                "delimiter and quote must be two different ASCII characters",
+            ));
+        }
+        if self.format == Format::Csv && !csv.header && self.columns.is_none() {
+            return Err(Error::config(
+                field("columns"),
+                "CSV without a header needs columns = [...]",
+            ));
+        }
+        if self.columns.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(Error::config(field("columns"), "must not be empty"));
+        }
+        Ok(())
     }
 }
 

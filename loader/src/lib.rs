@@ -1,23 +1,39 @@
 //! # Layout
 //!
 //! The bottom of s3loader: everything a worker needs to turn a batch of
-//! objects into committed rows, and the object store the scheduler also
-//! lists and moves through.
+//! objects into committed rows (or forecast index items), and the object
+//! store the scheduler also lists and moves through.
 //!
 //! * [`store`]: the [`ObjectStore`](store::ObjectStore) trait and its S3 and
-//!   local-directory backends.
+//!   local-directory backends (`store/s3.rs`, `store/local.rs`).
 //! * [`contract`]: [`Batch`](contract::Batch) in,
 //!   [`BatchOutcome`](contract::BatchOutcome) out: the load contract.
 //! * [`config`]: the TOML config every binary reads, and the router.
-//! * [`format`]: CSV and JSON Lines, plain, gzip or zstd, as row streams.
-//! * [`dest`]: SQLite and PostgreSQL, each with the ledger that makes loads
-//!   exactly-once.
-//! * [`worker`]: loads one batch into its destination.
 //! * [`layout`]: every key the queue writes (processed/, failed/, errors/,
 //!   state) and the rule that keeps archive names from colliding.
+//! * [`format`]: CSV and JSON Lines, plain, gzip or zstd, as row streams
+//!   (`format/csv.rs`, `format/jsonl.rs`); `format::netcdf`, the forecast
+//!   times of a Met Office netCDF file.
+//! * [`dest`]: the [`Destination`](dest::Destination) contract; SQLite and
+//!   PostgreSQL, each with the ledger that makes loads exactly-once; the
+//!   `dynamodb` destination, which indexes netCDF files.
+//! * `forecast_index`: the DynamoDB forecast index: item schema, writing,
+//!   querying, table creation (the `dynamodb` destination writes through
+//!   it, `s3loader forecasts` queries through it).
+//! * [`worker`]: loads one batch into its destination.
+//! * [`aws`]: one way to talk to AWS: SDK error classification, retry
+//!   configs, backoff.
 //! * [`lambda`]: cold-start setup shared by both Lambda binaries (JSON
 //!   logs, the config from an env var, an S3 object or a file).
 //! * [`error`]: the crate's one error type.
+//!
+//! # Features
+//!
+//! The heavy backends are cargo features, all on by default: `postgres`,
+//! `sqlite`, and `netcdf` (libnetcdf and the DynamoDB forecast index). A
+//! binary built without one refuses, with a config error naming the
+//! feature, a config that uses it. The coming Redshift backend joins as
+//! `redshift`, the same way.
 
 pub mod aws;
 pub mod config;

@@ -11,9 +11,18 @@
 //! * [`metrics`]: the per-tick metrics and their sinks.
 //! * [`report`]: the `TickReport`.
 //! * [`ops`]: `status` and `reprocess`.
-//! * [`forecasts`]: `forecasts`, the Met Office index query.
-//! * [`demo`]: the embedded default and its shipped samples.
+//! * `forecasts`: `forecasts`, parsing what users type for the Met Office
+//!   index query (with the `netcdf` feature).
+//! * [`demo`]: the embedded default, its shipped samples, and the demo run.
+//! * [`lambda`]: the scheduler as a Lambda function: what it builds from
+//!   the environment, and how long each invocation may dispatch.
 //! * [`error`]: the crate's one error type.
+//!
+//! The `s3loader` binary's own modules (`src/cli/`: the arguments, one
+//! function per command, and what each prints) are not part of the
+//! library. Features (`postgres`, `sqlite`, `netcdf`, all on by default)
+//! pass through to the loader crate; the scheduler Lambda is built with
+//! none.
 
 pub mod attempts;
 pub mod demo;

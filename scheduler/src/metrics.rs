@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The metrics of one tick (DESIGN.md, step 7), named as published.
+/// The metrics of one tick, named as published (listed in `runbook.md`,
+/// "Where to look"; the alarms on them are in `infra/template.yaml`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TickMetrics {

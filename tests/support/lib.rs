@@ -1,6 +1,14 @@
+//! # Layout
+//!
 //! Shared helpers for the end-to-end tests: connections to the services
-//! that `tests/services.sh` starts. A missing service is a test failure,
-//! never a skip.
+//! that `tests/services.sh` starts (a missing service is a test failure,
+//! never a skip), then the tick as the tests drive it: config builders,
+//! putting objects, gzip, reading reports, a store whose moves fail.
+//!
+//! The test binaries beside it: `store_conformance` (every store rule on
+//! SeaweedFS, moto and a directory), `dest_conformance` (every destination
+//! rule on PostgreSQL and SQLite), `pipeline`, `safety`, `metrics`,
+//! `forecasts`, `lambda`.
 
 use std::sync::Arc;
 

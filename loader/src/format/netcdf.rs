@@ -1,11 +1,12 @@
 //! netCDF forecast files (UK Met Office, CF conventions): the forecast time
 //! coordinates and a few attributes, not the data.
 //!
-//! libnetcdf opens files by path, so the object is first copied into a
-//! temporary file, refusing objects over the configured size limit before
-//! reading them. Every error names the object and says what was wrong: not
-//! netCDF, truncated, no forecast time coordinates, a unit or calendar we
-//! cannot read. All of them are permanent.
+//! [`read`] takes a path, as libnetcdf opens files by path: the `dynamodb`
+//! destination copies the object into a temporary file first (refusing
+//! objects over its size limit). Every error names the object and says
+//! what was wrong: not netCDF, truncated, no forecast time coordinates, a
+//! unit or calendar we cannot read, more time values than the limit. All of
+//! them are permanent.
 
 use std::collections::BTreeSet;
 use std::path::Path;
