@@ -13,22 +13,11 @@
 # backlog takes (`s3loader status`), which every tick spent before listing
 # was bounded.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${S3LOADER_TEST_SEAWEEDFS:?run through tests/services.sh}"
+source "$(dirname "$0")/common.sh"
 keys=${BENCH_KEYS:-200000}
 ticks=${BENCH_TICKS:-3}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
-cargo build --release -q -p s3loader
-bin="$CARGO_TARGET_DIR/release/s3loader"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export AWS_ENDPOINT_URL_S3="$S3LOADER_TEST_SEAWEEDFS"
 bucket="backlog-$(date +%s)"
-db="bench_backlog_$(date +%s)"
-psql "$S3LOADER_TEST_PG" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" >/dev/null
-export BENCH_PG="${S3LOADER_TEST_PG/dbname=postgres/dbname=$db}"
-psql "$BENCH_PG" -qAt -v ON_ERROR_STOP=1 \
-  -c "CREATE TABLE orders (id bigint, customer text, amount numeric(12,2), ordered_at timestamptz)" >/dev/null
+export BENCH_PG; BENCH_PG=$(new_db)
 
 echo "putting $keys objects into s3://$bucket/incoming/ ..." >&2
 started=$(date +%s.%N)
@@ -49,28 +38,13 @@ with cf.ThreadPoolExecutor(64) as pool:
 PY
 echo "put in $(echo "$(date +%s.%N) - $started" | bc) s" >&2
 
-config() { # list_max_secs
-  cat <<TOML
-[source]
-url = "s3://$bucket"
-[tick]
-max_files = 1000
-list_max_secs = $1
-[destinations.pg]
-kind = "postgres"
-url = "env:BENCH_PG"
-[[route]]
-pattern = "**"
-destination = "pg"
-table = "orders"
-TOML
-}
 
 echo
 echo "| list_max_secs | tick | time to first dispatch (list) | backlog seen | complete | loaded | tick duration | files/s |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for budget in 10 1; do
-  config "$budget" >"$work/c.toml"
+  pg_config "$bucket" "max_files = 1000
+list_max_secs = $budget" >"$work/c.toml"
   for t in $(seq 1 "$ticks"); do
     "$bin" --config "$work/c.toml" tick --json >"$work/r.json"
     python3 - "$work/r.json" "$t" "$budget" <<'PY'

@@ -11,15 +11,9 @@
 # emulator, far slower than DynamoDB: the tick report's load_ms and the
 # netCDF-only pass below separate our time from its.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${S3LOADER_TEST_SEAWEEDFS:?run through tests/services.sh}"
+source "$(dirname "$0")/common.sh"
 : "${S3LOADER_TEST_MOTO:?run through tests/services.sh}"
 copies=${BENCH_NC_COPIES:-20}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
-cargo build --release -q -p s3loader
-bin="$CARGO_TARGET_DIR/release/s3loader"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 bucket="bench-nc-$(date +%s)"
 table="bench-forecasts-$(date +%s)"
 

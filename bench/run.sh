@@ -14,42 +14,10 @@
 #    same rows from local disk (target >= 0.85x), and peak RSS (target
 #    < 64 MB).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${S3LOADER_TEST_SEAWEEDFS:?run through tests/services.sh}"
+source "$(dirname "$0")/common.sh"
 files=${BENCH_FILES:-2000}
 large_mb=${BENCH_LARGE_MB:-1024}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
-cargo build --release -q -p s3loader
-bin="$CARGO_TARGET_DIR/release/s3loader"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export AWS_ENDPOINT_URL_S3="$S3LOADER_TEST_SEAWEEDFS"
-pg_admin="$S3LOADER_TEST_PG"
-psql_() { psql "$1" -v ON_ERROR_STOP=1 -qAt -c "$2"; }
 
-new_db() { # prints a connection string to a fresh database with an orders table
-  local db="bench_$(date +%s%N)"
-  psql_ "$pg_admin" "CREATE DATABASE $db" >/dev/null
-  local url="${pg_admin/dbname=postgres/dbname=$db}"
-  psql_ "$url" "CREATE TABLE orders (id bigint, customer text, amount numeric(12,2), ordered_at timestamptz, note text)" >/dev/null
-  echo "$url"
-}
-
-config() { # bucket, tick options
-  cat <<TOML
-[source]
-url = "s3://$1"
-[tick]
-$2
-[destinations.pg]
-kind = "postgres"
-url = "env:BENCH_PG"
-[[route]]
-pattern = "**"
-destination = "pg"
-table = "orders"
-TOML
-}
 
 python3 - "$work" "$files" "$large_mb" <<'PY'
 import gzip, os, sys, random
@@ -110,8 +78,8 @@ drain() { # config file: ticks until incoming/ is empty; prints seconds
 echo "== small files: $files x ~2 KB CSV, SeaweedFS -> PostgreSQL, with moves"
 bucket="bench-small-$(date +%s)"
 upload "$work/small" "$bucket" "incoming/"
-export BENCH_PG; BENCH_PG=$(new_db)
-config "$bucket" "max_files = 1000
+export BENCH_PG; BENCH_PG=$(new_db ", note text")
+pg_config "$bucket" "max_files = 1000
 batch_max_files = 100
 concurrency = 4
 move_concurrency = 32" > "$work/small.toml"
@@ -123,15 +91,15 @@ printf "small files: %d files in %.2f s = %.0f files/s (dlt: 120 files/s; target
 echo "== large file: $(du -m "$work/large.csv" | cut -f1) MB CSV ($(du -m "$work/large.csv.gz" | cut -f1) MB gzip), SeaweedFS -> PostgreSQL"
 bucket="bench-large-$(date +%s)"
 upload "$work/large.csv.gz" "$bucket" "incoming/"
-BENCH_PG=$(new_db)
-config "$bucket" "deadline_secs = 3000
+BENCH_PG=$(new_db ", note text")
+pg_config "$bucket" "deadline_secs = 3000
 lease_ttl_secs = 3600" > "$work/large.toml"
 /usr/bin/time -v -o "$work/time.txt" "$bin" --config "$work/large.toml" tick --json > "$work/large.json"
 wall=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["duration_ms"] / 1000)' "$work/large.json")
 rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
 mb=$(du -m "$work/large.csv" | cut -f1)
 rows=$(psql_ "$BENCH_PG" "SELECT count(*) FROM orders")
-BENCH_PG2=$(new_db)
+BENCH_PG2=$(new_db ", note text")
 start=$(date +%s.%N)
 psql "$BENCH_PG2" -v ON_ERROR_STOP=1 -qc "\\copy orders FROM '$work/large.csv' WITH (FORMAT csv, HEADER true)"
 psql_secs=$(echo "$(date +%s.%N) - $start" | bc -l)

@@ -207,7 +207,7 @@ async fn a_load_that_committed_before_its_move_failed_is_not_loaded_again() {
         put(&*store, &format!("incoming/orders/{i}.csv"), format!("id,customer,amount,ordered_at\n{i},c,1,2026-11-01T00:00:00Z\n{i},d,2,2026-11-01T00:00:00Z\n")).await;
     }
     let cfg = config(&pg_destination(&url), "");
-    let broken = scheduler(cfg.clone(), Arc::new(MovesFail(store.clone())));
+    let broken = scheduler(cfg.clone(), Arc::new(Faulty::moves_fail(store.clone())));
     let r = broken.tick().await.unwrap();
     assert_eq!((r.loaded, r.move_errors), (3, 3), "{r}");
     assert!(r.files.iter().all(|l| l.result == FileResult::MoveFailed));

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fanout::{Fanout, LocalFanout};
 use loader::config::Config;
-use loader::contract::{Batch, BatchOutcome, Cause};
+use loader::contract::{Batch, BatchOutcome, Cause, Outcome};
 use loader::layout::versioned;
 use loader::store::{archive, ObjectStore};
 use loader::worker::Worker;
 use s3loader_e2e::*;
 use scheduler::attempts::Attempts;
 use scheduler::ops::reprocess;
-use scheduler::report::FileResult;
+use scheduler::report::{FileResult, TickReport};
 
 const HEADER: &str = "id,customer,amount,ordered_at\n";
 
@@ -608,72 +608,44 @@ async fn attempt_counts_of_files_that_left_incoming_are_pruned() {
 }
 
 /// Another tick (its lease taken over) loads and moves the file while this
-/// one is still deciding: this tick writes no report for it.
-struct MovedMeanwhile(Arc<dyn ObjectStore>);
+/// one is still deciding; this tick's worker then reports `outcome`.
+struct MovedMeanwhile {
+    store: Arc<dyn ObjectStore>,
+    outcome: Outcome,
+}
 
 #[async_trait]
 impl Fanout for MovedMeanwhile {
     async fn dispatch(&self, batch: Batch) -> BatchOutcome {
         for f in &batch.files {
-            let meta = self.0.head(&f.key).await.unwrap();
-            archive(&*self.0, &meta, &f.processed_key).await.unwrap();
-        }
-        batch.all_failed(false, "line 2: expected 4 fields", Cause::File)
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_another_tick_moved_gets_no_error_report() {
-    let store = arc(seaweedfs().await);
-    let s = &*store;
-    put(s, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
-    let sched = scheduler_with(
-        config("kind = \"sqlite\"\npath = \"unused.db\"", ""),
-        store.clone(),
-        Arc::new(MovedMeanwhile(store.clone())),
-    );
-    let r = sched.tick().await.unwrap();
-    assert_eq!(
-        result_of(&r, "incoming/orders/a.csv").result,
-        FileResult::Gone,
-        "{r}"
-    );
-    assert!(keys(s, "errors/").await.is_empty());
-    assert!(keys(s, "failed/").await.is_empty());
-    assert_eq!(keys(s, "processed/").await, vec!["processed/orders/a.csv"]);
-}
-
-/// The same, for a file whose load succeeded: it is `Gone`, not a failed
-/// move counted towards parking it.
-struct LoadedAndMovedMeanwhile(Arc<dyn ObjectStore>);
-
-#[async_trait]
-impl Fanout for LoadedAndMovedMeanwhile {
-    async fn dispatch(&self, batch: Batch) -> BatchOutcome {
-        for f in &batch.files {
-            let meta = self.0.head(&f.key).await.unwrap();
-            archive(&*self.0, &meta, &f.processed_key).await.unwrap();
+            let meta = self.store.head(&f.key).await.unwrap();
+            archive(&*self.store, &meta, &f.processed_key)
+                .await
+                .unwrap();
         }
         BatchOutcome {
             batch_id: batch.id.clone(),
             files: batch
                 .files
                 .iter()
-                .map(|f| f.outcome(loader::contract::Outcome::AlreadyLoaded))
+                .map(|f| f.outcome(self.outcome.clone()))
                 .collect(),
         }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_loaded_file_another_tick_moved_is_not_a_move_error() {
+/// One tick over one file that another tick moves meanwhile: the file is
+/// `Gone` from this tick's point of view, and in `processed/`.
+async fn moved_meanwhile(outcome: Outcome) -> (Arc<dyn ObjectStore>, TickReport) {
     let store = arc(seaweedfs().await);
-    let s = &*store;
-    put(s, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
+    put(&*store, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
     let sched = scheduler_with(
         config("kind = \"sqlite\"\npath = \"unused.db\"", ""),
         store.clone(),
-        Arc::new(LoadedAndMovedMeanwhile(store.clone())),
+        Arc::new(MovedMeanwhile {
+            store: store.clone(),
+            outcome,
+        }),
     );
     let r = sched.tick().await.unwrap();
     assert_eq!(
@@ -681,10 +653,35 @@ async fn a_loaded_file_another_tick_moved_is_not_a_move_error() {
         FileResult::Gone,
         "{r}"
     );
+    assert_eq!(
+        keys(&*store, "processed/").await,
+        vec!["processed/orders/a.csv"]
+    );
+    (store, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_another_tick_moved_gets_no_error_report() {
+    let (store, _) = moved_meanwhile(Outcome::Failed {
+        retryable: false,
+        reason: "line 2: expected 4 fields".into(),
+        cause: Cause::File,
+    })
+    .await;
+    assert!(keys(&*store, "errors/").await.is_empty());
+    assert!(keys(&*store, "failed/").await.is_empty());
+}
+
+/// The same, for a file whose load succeeded: it is `Gone`, not a failed
+/// move counted towards parking it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loaded_file_another_tick_moved_is_not_a_move_error() {
+    let (store, r) = moved_meanwhile(Outcome::AlreadyLoaded).await;
     assert_eq!(r.move_errors, 0, "{r}");
-    let attempts = Attempts::load(s, "_s3loader/attempts.json").await.unwrap();
+    let attempts = Attempts::load(&*store, "_s3loader/attempts.json")
+        .await
+        .unwrap();
     assert!(attempts.is_empty(), "no move failure recorded");
-    assert_eq!(keys(s, "processed/").await, vec!["processed/orders/a.csv"]);
 }
 
 // --- no file is retried for ever ---------------------------------------------
@@ -695,7 +692,7 @@ async fn a_file_whose_moves_keep_failing_is_parked_not_retried_for_ever() {
     put(&*w.store, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
     let broken = scheduler(
         w.config("max_attempts = 2"),
-        Arc::new(MovesFail(w.store.clone())),
+        Arc::new(Faulty::moves_fail(w.store.clone())),
     );
     let r = broken.tick().await.unwrap();
     assert_eq!((r.loaded, r.move_errors), (1, 1), "{r}");
@@ -742,84 +739,6 @@ async fn a_local_file_with_a_255_byte_name_loads_and_moves() {
 
 // --- a huge backlog still drains ---------------------------------------------
 
-/// A store slow to list: pages of 100 keys, each 150 ms, as a bucket of
-/// millions of keys is slow to list in full.
-#[derive(Debug)]
-struct SlowList(Arc<dyn ObjectStore>);
-
-fn slowly(
-    pages: futures::stream::BoxStream<'_, loader::Result<Vec<loader::store::ObjectMeta>>>,
-) -> futures::stream::BoxStream<'_, loader::Result<Vec<loader::store::ObjectMeta>>> {
-    use futures::StreamExt;
-    pages
-        .flat_map(|page| {
-            futures::stream::iter(match page {
-                Ok(p) => p.chunks(100).map(|c| Ok(c.to_vec())).collect(),
-                Err(e) => vec![Err(e)],
-            })
-        })
-        .then(|page| async {
-            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-            page
-        })
-        .boxed()
-}
-
-#[async_trait]
-impl ObjectStore for SlowList {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> futures::stream::BoxStream<'a, loader::Result<Vec<loader::store::ObjectMeta>>> {
-        slowly(self.0.list(prefix))
-    }
-    fn list_after<'a>(
-        &'a self,
-        prefix: &'a str,
-        start_after: &'a str,
-    ) -> futures::stream::BoxStream<'a, loader::Result<Vec<loader::store::ObjectMeta>>> {
-        slowly(self.0.list_after(prefix, start_after))
-    }
-    async fn head(&self, key: &str) -> loader::Result<loader::store::ObjectMeta> {
-        self.0.head(key).await
-    }
-    async fn get(
-        &self,
-        key: &str,
-        if_match: Option<&str>,
-    ) -> loader::Result<loader::store::GetObject> {
-        self.0.get(key, if_match).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        body: bytes::Bytes,
-        mode: loader::store::PutMode,
-    ) -> loader::Result<String> {
-        self.0.put(key, body, mode).await
-    }
-    async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
-        self.0.delete(key, if_match).await
-    }
-    async fn copy_if_absent(
-        &self,
-        from: &loader::store::ObjectMeta,
-        to: &str,
-    ) -> loader::Result<()> {
-        self.0.copy_if_absent(from, to).await
-    }
-    async fn same_content(
-        &self,
-        a: &loader::store::ObjectMeta,
-        b: &loader::store::ObjectMeta,
-    ) -> loader::Result<bool> {
-        self.0.same_content(a, b).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_too_large_to_list_in_a_tick_still_drains() {
     let w = Setup::local_sqlite();
@@ -833,7 +752,7 @@ async fn a_backlog_too_large_to_list_in_a_tick_still_drains() {
     for i in 0..1000u32 {
         std::fs::write(orders.join(format!("{i:04}.csv")), csv(&[(i, "c")])).unwrap();
     }
-    let store: Arc<dyn ObjectStore> = Arc::new(SlowList(w.store.clone()));
+    let store: Arc<dyn ObjectStore> = Arc::new(Faulty::slow_list(w.store.clone()));
     // Listing all 1,000 keys takes 1.5 s; a tick may list for 1 s.
     let sched = scheduler(
         w.config("deadline_secs = 30\nlist_max_secs = 1\nmax_files = 2000"),

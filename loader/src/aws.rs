@@ -71,11 +71,20 @@ impl Failure {
     }
 }
 
-/// Reads an SDK error: its code and status, and whether it is retryable.
-pub fn classify<E>(err: SdkError<E, HttpResponse>) -> Failure
-where
-    E: ProvideErrorMetadata + CreateUnhandledError + StdError + Send + Sync + 'static,
+/// What every operation error of the AWS SDKs is: the bound [`classify`]
+/// takes, named once.
+pub trait OperationError:
+    ProvideErrorMetadata + CreateUnhandledError + StdError + Send + Sync + 'static
 {
+}
+
+impl<E> OperationError for E where
+    E: ProvideErrorMetadata + CreateUnhandledError + StdError + Send + Sync + 'static
+{
+}
+
+/// Reads an SDK error: its code and status, and whether it is retryable.
+pub fn classify<E: OperationError>(err: SdkError<E, HttpResponse>) -> Failure {
     let status = err.raw_response().map(|r| r.status().as_u16());
     match err {
         SdkError::ServiceError(_) => {

@@ -266,20 +266,16 @@ impl Default for CsvOptions {
 
 /// How to read one file: the part of a route that travels with the batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LoadSpec {
-    #[serde(default)]
     pub format: Format,
-    #[serde(default)]
     pub compression: Compression,
-    #[serde(default)]
     pub csv: CsvOptions,
     /// Column names. Required for CSV without a header; for JSON Lines,
     /// defaults to the keys of the first object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
     /// The config's `[limits]`, carried with the batch to the worker.
-    #[serde(default)]
     pub limits: Limits,
 }
 

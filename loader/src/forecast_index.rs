@@ -72,15 +72,11 @@ impl ForecastIndex {
         self
     }
 
-    fn failed<E>(&self, op: &str, err: aws_sdk_dynamodb::error::SdkError<E>) -> Error
-    where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
-            + aws_smithy_runtime_api::client::result::CreateUnhandledError
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-    {
+    fn failed<E: crate::aws::OperationError>(
+        &self,
+        op: &str,
+        err: aws_sdk_dynamodb::error::SdkError<E>,
+    ) -> Error {
         let failure = crate::aws::classify(err);
         let file = failure.code.as_deref() == Some("ValidationException");
         Error::Destination {

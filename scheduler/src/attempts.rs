@@ -78,36 +78,35 @@ impl Attempts {
         entry
     }
 
-    /// Counts one more failed attempt; returns the total for this version.
-    pub fn bump(&mut self, key: &str, etag: &str, error: &str) -> u32 {
+    /// The entry of this version, its last error set to `error`.
+    fn noted(&mut self, key: &str, etag: &str, error: &str) -> &mut Attempt {
         let entry = self.entry(key, etag);
-        entry.attempts += 1;
         entry.last_error = error.to_owned();
         entry.last_at = Utc::now();
+        entry
+    }
+
+    /// Counts one more failed attempt; returns the total for this version.
+    pub fn bump(&mut self, key: &str, etag: &str, error: &str) -> u32 {
+        let entry = self.noted(key, etag, error);
+        entry.attempts += 1;
         entry.attempts
     }
 
     /// Notes a failure that does not count (an outage), for `status`.
     pub fn note(&mut self, key: &str, etag: &str, error: &str) {
-        let entry = self.entry(key, etag);
-        entry.last_error = error.to_owned();
-        entry.last_at = Utc::now();
+        self.noted(key, etag, error);
     }
 
     /// Marks the file as one that must run alone.
     pub fn suspect(&mut self, key: &str, etag: &str, error: &str) {
-        let entry = self.entry(key, etag);
-        entry.suspect = true;
-        entry.last_error = error.to_owned();
-        entry.last_at = Utc::now();
+        self.noted(key, etag, error).suspect = true;
     }
 
     /// Counts a failed move; returns the total for this version.
     pub fn move_failed(&mut self, key: &str, etag: &str, error: &str) -> u32 {
-        let entry = self.entry(key, etag);
+        let entry = self.noted(key, etag, error);
         entry.move_failures += 1;
-        entry.last_error = error.to_owned();
-        entry.last_at = Utc::now();
         entry.move_failures
     }
 

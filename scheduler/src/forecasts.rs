@@ -2,10 +2,10 @@
 //! time. The parsing of what users type lives here; the query itself is
 //! [`loader::forecast_index::ForecastIndex::query`].
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::DateTime;
 use loader::config::{Config, DestinationConfig, Format};
 use loader::forecast_index::{self, ForecastHit, ForecastIndex};
-use loader::format::netcdf::iso;
+use loader::format::netcdf::{iso, parse_utc};
 
 use crate::error::{Error, Result};
 
@@ -16,20 +16,11 @@ pub fn parse_time(text: &str) -> Result<String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(t) {
         return Ok(iso(t.timestamp()));
     }
-    let bare = t.trim_end_matches('Z').trim_end_matches("UTC").trim();
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(bare, fmt) {
-            return Ok(iso(t.and_utc().timestamp()));
-        }
-    }
-    Err(Error::Usage(format!(
-        "--time {text:?}: expected a UTC time like 2018-11-29T12:00Z"
-    )))
+    parse_utc(t).map(iso).ok_or_else(|| {
+        Error::Usage(format!(
+            "--time {text:?}: expected a UTC time like 2018-11-29T12:00Z"
+        ))
+    })
 }
 
 /// An ISO 8601 duration of days, hours, minutes, seconds (`PT2H`,

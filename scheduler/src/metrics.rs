@@ -35,6 +35,31 @@ pub struct TickMetrics {
     pub backlog_complete: u64,
 }
 
+impl TickMetrics {
+    /// Each metric with its published name, in declaration order.
+    pub fn named(&self) -> Vec<(String, u64)> {
+        let value = serde_json::to_value(self).expect("plain counters serialise");
+        value
+            .as_object()
+            .expect("a struct serialises as an object")
+            .iter()
+            .map(|(name, v)| (name.clone(), v.as_u64().unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// The CloudWatch unit of a metric, by its name.
+fn unit_of(name: &str) -> aws_sdk_cloudwatch::types::StandardUnit {
+    use aws_sdk_cloudwatch::types::StandardUnit;
+    match name {
+        "BacklogBytes" | "BytesLoaded" => StandardUnit::Bytes,
+        "OldestFileAgeSeconds" => StandardUnit::Seconds,
+        "TickDurationMs" => StandardUnit::Milliseconds,
+        "BacklogComplete" => StandardUnit::None,
+        _ => StandardUnit::Count,
+    }
+}
+
 /// Where metrics go. Contract: one `publish` per tick, all metrics in it.
 #[async_trait]
 pub trait MetricsSink: Send + Sync {
@@ -88,48 +113,27 @@ pub fn sink_for(config: &Config, shared: &aws_config::SdkConfig) -> Arc<dyn Metr
 #[async_trait]
 impl MetricsSink for CloudWatchSink {
     async fn publish(&self, namespace: &str, pipeline: &str, m: &TickMetrics) -> Result<()> {
-        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
         let dimension = Dimension::builder()
             .name("Pipeline")
             .value(pipeline)
             .build();
         let at = aws_sdk_cloudwatch::primitives::DateTime::from(std::time::SystemTime::now());
-        let datum = |name: &str, value: u64, unit: StandardUnit| {
-            MetricDatum::builder()
-                .metric_name(name)
-                .dimensions(dimension.clone())
-                .timestamp(at)
-                .value(value as f64)
-                .unit(unit)
-                .build()
-        };
-        let data = vec![
-            datum("BacklogFiles", m.backlog_files, StandardUnit::Count),
-            datum("BacklogBytes", m.backlog_bytes, StandardUnit::Bytes),
-            datum(
-                "OldestFileAgeSeconds",
-                m.oldest_file_age_seconds,
-                StandardUnit::Seconds,
-            ),
-            datum("FilesLoaded", m.files_loaded, StandardUnit::Count),
-            datum("FilesFailed", m.files_failed, StandardUnit::Count),
-            datum("FilesRetried", m.files_retried, StandardUnit::Count),
-            datum("RowsLoaded", m.rows_loaded, StandardUnit::Count),
-            datum("BytesLoaded", m.bytes_loaded, StandardUnit::Bytes),
-            datum(
-                "TickDurationMs",
-                m.tick_duration_ms,
-                StandardUnit::Milliseconds,
-            ),
-            datum(
-                "DestinationErrors",
-                m.destination_errors,
-                StandardUnit::Count,
-            ),
-            datum("MoveErrors", m.move_errors, StandardUnit::Count),
-            datum("FilesStuck", m.files_stuck, StandardUnit::Count),
-            datum("BacklogComplete", m.backlog_complete, StandardUnit::None),
-        ];
+        // Every field of TickMetrics, by its published name: a metric
+        // added there is published without another line here.
+        let data = m
+            .named()
+            .into_iter()
+            .map(|(name, value)| {
+                MetricDatum::builder()
+                    .metric_name(&name)
+                    .dimensions(dimension.clone())
+                    .timestamp(at)
+                    .value(value as f64)
+                    .unit(unit_of(&name))
+                    .build()
+            })
+            .collect();
         self.client
             .put_metric_data()
             .namespace(namespace)
@@ -143,15 +147,10 @@ impl MetricsSink for CloudWatchSink {
 
 /// Throttling and server errors are worth retrying (the next tick
 /// publishes anyway); the rest (bad namespace, missing permission) are not.
-fn classify<E>(namespace: &str, err: aws_sdk_cloudwatch::error::SdkError<E>) -> Error
-where
-    E: aws_sdk_cloudwatch::error::ProvideErrorMetadata
-        + aws_smithy_runtime_api::client::result::CreateUnhandledError
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-{
+fn classify<E: loader::aws::OperationError>(
+    namespace: &str,
+    err: aws_sdk_cloudwatch::error::SdkError<E>,
+) -> Error {
     let failure = loader::aws::classify(err);
     Error::Metrics {
         sink: SinkKind::Cloudwatch,
@@ -159,5 +158,45 @@ where
         code: failure.code,
         retryable: failure.retryable,
         source: failure.source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_published_under_its_name_with_its_unit() {
+        let m = TickMetrics {
+            backlog_bytes: 7,
+            tick_duration_ms: 9,
+            ..Default::default()
+        };
+        let named = m.named();
+        let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "BacklogFiles",
+                "BacklogBytes",
+                "OldestFileAgeSeconds",
+                "FilesLoaded",
+                "FilesFailed",
+                "FilesRetried",
+                "RowsLoaded",
+                "BytesLoaded",
+                "TickDurationMs",
+                "DestinationErrors",
+                "MoveErrors",
+                "FilesStuck",
+                "BacklogComplete"
+            ]
+        );
+        assert!(named.contains(&("BacklogBytes".into(), 7)));
+        assert!(named.contains(&("TickDurationMs".into(), 9)));
+        use aws_sdk_cloudwatch::types::StandardUnit;
+        assert_eq!(unit_of("BacklogBytes"), StandardUnit::Bytes);
+        assert_eq!(unit_of("TickDurationMs"), StandardUnit::Milliseconds);
+        assert_eq!(unit_of("FilesStuck"), StandardUnit::Count);
     }
 }

@@ -88,7 +88,7 @@ fn batch(tick_id: &str, n: usize, destination: &str, table: &str, files: Vec<Fil
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loader::config::Config;
+    use loader::config::RouteConfig;
 
     fn meta(key: &str, size: u64) -> ObjectMeta {
         ObjectMeta {
@@ -101,24 +101,16 @@ mod tests {
 
     #[test]
     fn groups_by_table_and_cuts_by_count_and_bytes() {
-        let config = Config::from_toml(
-            r#"
-            [source]
-            url = "dir:/tmp/x"
-            [destinations.wh]
-            kind = "sqlite"
-            path = "/tmp/x.db"
-            [[route]]
-            pattern = "a/*"
-            destination = "wh"
-            table = "a"
-            [[route]]
-            pattern = "b/*"
-            destination = "wh"
-            table = "b"
-            "#,
-        )
-        .unwrap();
+        // The embedded config, its routes replaced by one per table.
+        let mut config = crate::demo::config_in(std::path::Path::new("/tmp/x"));
+        let template = config.routes[0].clone();
+        config.routes = ["a", "b"]
+            .map(|t| RouteConfig {
+                pattern: format!("{t}/*"),
+                table: t.into(),
+                ..template.clone()
+            })
+            .into();
         let router = Router::new(&config).unwrap();
         let tick = TickConfig {
             batch_max_files: 2,

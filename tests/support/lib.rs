@@ -171,7 +171,7 @@ pub async fn cloudwatch_sum(
 use bytes::Bytes;
 use fanout::{Fanout, LocalFanout};
 use loader::config::Config;
-use loader::store::PutMode;
+use loader::store::{GetObject, ObjectMeta, PutMode};
 use loader::worker::Worker;
 use scheduler::metrics::LogSink;
 use scheduler::report::{FileLine, TickReport};
@@ -266,44 +266,82 @@ pub async fn error_report(store: &dyn ObjectStore, rel: &str) -> serde_json::Val
     serde_json::from_slice(&read(store, &format!("errors/{rel}.json")).await).unwrap()
 }
 
-/// A store whose moves into `processed/` fail: the load commits, the move
-/// does not, as when the process dies between the two.
+/// A store with faults injected on purpose, delegating the rest.
 #[derive(Debug)]
-pub struct MovesFail(pub Arc<dyn ObjectStore>);
+pub struct Faulty {
+    inner: Arc<dyn ObjectStore>,
+    /// Copies into `processed/` fail: the load commits, the move does
+    /// not, as when the process dies between the two.
+    moves_fail: bool,
+    /// Listing comes in pages of 100 keys, each 150 ms, as a bucket of
+    /// millions of keys is slow to list in full.
+    slow_list: bool,
+}
+
+impl Faulty {
+    pub fn moves_fail(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            moves_fail: true,
+            slow_list: false,
+        }
+    }
+
+    pub fn slow_list(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            moves_fail: false,
+            slow_list: true,
+        }
+    }
+
+    fn pages<'a>(&self, pages: Pages<'a>) -> Pages<'a> {
+        use futures::StreamExt;
+        if !self.slow_list {
+            return pages;
+        }
+        pages
+            .flat_map(|page| {
+                futures::stream::iter(match page {
+                    Ok(p) => p.chunks(100).map(|c| Ok(c.to_vec())).collect(),
+                    Err(e) => vec![Err(e)],
+                })
+            })
+            .then(|page| async {
+                tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                page
+            })
+            .boxed()
+    }
+}
+
+type Pages<'a> = futures::stream::BoxStream<'a, loader::Result<Vec<ObjectMeta>>>;
 
 #[async_trait::async_trait]
-impl ObjectStore for MovesFail {
+impl ObjectStore for Faulty {
     fn name(&self) -> &str {
-        self.0.name()
+        self.inner.name()
     }
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> futures::stream::BoxStream<'a, loader::Result<Vec<loader::store::ObjectMeta>>> {
-        self.0.list(prefix)
+    fn list<'a>(&'a self, prefix: &'a str) -> Pages<'a> {
+        self.pages(self.inner.list(prefix))
     }
-    async fn head(&self, key: &str) -> loader::Result<loader::store::ObjectMeta> {
-        self.0.head(key).await
+    fn list_after<'a>(&'a self, prefix: &'a str, start_after: &'a str) -> Pages<'a> {
+        self.pages(self.inner.list_after(prefix, start_after))
     }
-    async fn get(
-        &self,
-        key: &str,
-        if_match: Option<&str>,
-    ) -> loader::Result<loader::store::GetObject> {
-        self.0.get(key, if_match).await
+    async fn head(&self, key: &str) -> loader::Result<ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str, if_match: Option<&str>) -> loader::Result<GetObject> {
+        self.inner.get(key, if_match).await
     }
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> loader::Result<String> {
-        self.0.put(key, body, mode).await
+        self.inner.put(key, body, mode).await
     }
     async fn delete(&self, key: &str, if_match: Option<&str>) -> loader::Result<()> {
-        self.0.delete(key, if_match).await
+        self.inner.delete(key, if_match).await
     }
-    async fn copy_if_absent(
-        &self,
-        from: &loader::store::ObjectMeta,
-        to: &str,
-    ) -> loader::Result<()> {
-        if to.starts_with("processed/") {
+    async fn copy_if_absent(&self, from: &ObjectMeta, to: &str) -> loader::Result<()> {
+        if self.moves_fail && to.starts_with("processed/") {
             return Err(loader::Error::Store {
                 op: "copy",
                 store: self.name().to_owned(),
@@ -313,6 +351,9 @@ impl ObjectStore for MovesFail {
                 source: "injected: the process died before the move".into(),
             });
         }
-        self.0.copy_if_absent(from, to).await
+        self.inner.copy_if_absent(from, to).await
+    }
+    async fn same_content(&self, a: &ObjectMeta, b: &ObjectMeta) -> loader::Result<bool> {
+        self.inner.same_content(a, b).await
     }
 }

@@ -173,13 +173,20 @@ pub(crate) fn parse_units(units: &str) -> Result<(i64, i64), String> {
     };
     let epoch = match since {
         None => 0,
-        Some(s) => parse_reference(s).ok_or("cannot read the reference date")?,
+        Some(s) => parse_utc(s).ok_or("cannot read the reference date")?,
     };
     Ok((scale, epoch))
 }
 
-fn parse_reference(s: &str) -> Option<i64> {
-    let s = s.trim_end_matches(" UTC").trim_end_matches('Z').trim();
+/// A UTC time as CF units and people write it: `2018-11-29 12:00:00`,
+/// `2018-11-29T12:00Z`, `... UTC`, or a bare date (midnight); seconds
+/// since the epoch.
+pub fn parse_utc(s: &str) -> Option<i64> {
+    let s = s
+        .trim()
+        .trim_end_matches('Z')
+        .trim_end_matches("UTC")
+        .trim();
     for fmt in [
         "%Y-%m-%d %H:%M:%S",
         "%Y-%m-%dT%H:%M:%S",

@@ -2,16 +2,16 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use aws_smithy_runtime_api::client::result::CreateUnhandledError;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{GetObject, ObjectMeta, ObjectStore, PutMode};
+use crate::aws::OperationError;
 use crate::error::{Error, Result};
 
 /// Single-request CopyObject is limited to 5 GiB; above it S3 requires
@@ -26,6 +26,14 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// `store.client.<op>().bucket(<its bucket>).key(<key>)`: how every
+/// object request starts.
+macro_rules! request {
+    ($store:expr, $op:ident, $key:expr) => {
+        $store.client.$op().bucket(&$store.bucket).key($key)
+    };
+}
 
 /// A bucket reached through the S3 API.
 #[derive(Debug, Clone)]
@@ -87,21 +95,19 @@ impl S3Store {
         format!("{}/{}", self.bucket, utf8_percent_encode(key, COPY_SOURCE))
     }
 
-    fn classify<E>(&self, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> Error
-    where
-        E: ProvideErrorMetadata + CreateUnhandledError + std::error::Error + Send + Sync + 'static,
-    {
+    fn classify<E: OperationError>(
+        &self,
+        op: &'static str,
+        key: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Error {
         classify(&self.name, op, key, err)
     }
 
     /// UploadPartCopy for objects over the single-copy limit; completed with
     /// `If-None-Match: *`, so it never replaces an object either.
     async fn multipart_copy(&self, from: &ObjectMeta, to: &str) -> Result<()> {
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(to)
+        let upload = request!(self, create_multipart_upload, to)
             .send()
             .await
             .map_err(|e| self.classify("create multipart upload for", to, e))?;
@@ -114,11 +120,7 @@ impl S3Store {
             let mut number = 1;
             while start < from.size {
                 let end = (start + part_size).min(from.size) - 1;
-                let part = self
-                    .client
-                    .upload_part_copy()
-                    .bucket(&self.bucket)
-                    .key(to)
+                let part = request!(self, upload_part_copy, to)
                     .upload_id(&upload_id)
                     .part_number(number)
                     .copy_source(self.copy_source(&from.key))
@@ -140,10 +142,7 @@ impl S3Store {
                 start = end + 1;
                 number += 1;
             }
-            self.client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(to)
+            request!(self, complete_multipart_upload, to)
                 .upload_id(&upload_id)
                 .if_none_match("*")
                 .multipart_upload(
@@ -160,11 +159,7 @@ impl S3Store {
         if result.is_err() {
             // Best effort: an abandoned upload only costs storage, and a
             // lifecycle rule for incomplete uploads sweeps it anyway.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(to)
+            let _ = request!(self, abort_multipart_upload, to)
                 .upload_id(&upload_id)
                 .send()
                 .await;
@@ -215,10 +210,12 @@ impl S3Store {
 /// Maps an SDK error onto [`Error`]: a missing object and a failed
 /// condition by S3's code or status, the rest as [`crate::aws::classify`]
 /// reads it.
-fn classify<E>(store: &str, op: &'static str, key: &str, err: SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + CreateUnhandledError + std::error::Error + Send + Sync + 'static,
-{
+fn classify<E: OperationError>(
+    store: &str,
+    op: &'static str,
+    key: &str,
+    err: SdkError<E, HttpResponse>,
+) -> Error {
     let failure = crate::aws::classify(err);
     match (failure.status, failure.code.as_deref()) {
         (_, Some("NoSuchKey" | "NotFound")) | (Some(404), None) => Error::NotFound {
@@ -240,6 +237,21 @@ where
             retryable: failure.retryable,
             source: failure.source,
         },
+    }
+}
+
+/// An object's metadata from the headers HeadObject and GetObject share.
+fn meta(
+    key: &str,
+    length: Option<i64>,
+    modified: Option<&aws_smithy_types::DateTime>,
+    etag: Option<&str>,
+) -> ObjectMeta {
+    ObjectMeta {
+        key: key.to_owned(),
+        size: length.unwrap_or(0).max(0) as u64,
+        last_modified: to_chrono(modified),
+        etag: etag.unwrap_or_default().to_owned(),
     }
 }
 
@@ -267,51 +279,32 @@ impl ObjectStore for S3Store {
     }
 
     async fn head(&self, key: &str) -> Result<ObjectMeta> {
-        let out = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
+        let out = request!(self, head_object, key)
             .send()
             .await
             .map_err(|e| self.classify("head", key, e))?;
-        Ok(ObjectMeta {
-            key: key.to_owned(),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            last_modified: to_chrono(out.last_modified()),
-            etag: out.e_tag().unwrap_or_default().to_owned(),
-        })
+        Ok(meta(
+            key,
+            out.content_length(),
+            out.last_modified(),
+            out.e_tag(),
+        ))
     }
 
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
+        let out = request!(self, get_object, key)
             .set_if_match(if_match.map(str::to_owned))
             .send()
             .await
             .map_err(|e| self.classify("get", key, e))?;
-        let meta = ObjectMeta {
-            key: key.to_owned(),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            last_modified: to_chrono(out.last_modified()),
-            etag: out.e_tag().unwrap_or_default().to_owned(),
-        };
         Ok(GetObject {
-            meta,
+            meta: meta(key, out.content_length(), out.last_modified(), out.e_tag()),
             body: Box::pin(out.body.into_async_read()),
         })
     }
 
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> Result<String> {
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body));
+        let mut req = request!(self, put_object, key).body(ByteStream::from(body));
         req = match mode {
             PutMode::Overwrite => req,
             PutMode::Create => req.if_none_match("*"),
@@ -322,11 +315,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<()> {
-        let res = self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
+        let res = request!(self, delete_object, key)
             .set_if_match(if_match.map(str::to_owned))
             .send()
             .await;
@@ -340,10 +329,7 @@ impl ObjectStore for S3Store {
         if from.size > self.multipart_threshold {
             return self.multipart_copy(from, to).await;
         }
-        self.client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(to)
+        request!(self, copy_object, to)
             .copy_source(self.copy_source(&from.key))
             .copy_source_if_match(&from.etag)
             .if_none_match("*")
