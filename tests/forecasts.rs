@@ -14,8 +14,6 @@ use loader::forecast_index::ForecastIndex;
 use loader::store::PutMode;
 use loader::worker::Worker;
 use s3loader_e2e::*;
-use scheduler::metrics::LogSink;
-use scheduler::tick::Scheduler;
 
 fn samples() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/metoffice")
@@ -90,14 +88,12 @@ async fn every_sample_is_indexed_with_its_times_and_the_query_finds_it() {
             .unwrap();
     }
     // A CSV file in the same backlog keeps draining beside them.
-    store
-        .put(
-            "incoming/orders/1.csv",
-            Bytes::from_static(b"id\n1\n"),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
+    put(
+        &*store,
+        "incoming/orders/1.csv",
+        Bytes::from_static(b"id\n1\n"),
+    )
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = Config::from_toml(&format!(
@@ -131,13 +127,7 @@ async fn every_sample_is_indexed_with_its_times_and_the_query_finds_it() {
         store.clone(),
         [("forecasts".to_owned(), index), ("wh".to_owned(), wh)].into(),
     );
-    let sched = Scheduler::new(
-        config,
-        store.clone(),
-        Arc::new(LocalFanout::new(worker)),
-        Arc::new(LogSink),
-    )
-    .unwrap();
+    let sched = scheduler_with(config, store.clone(), Arc::new(LocalFanout::new(worker)));
     let report = sched.tick().await.unwrap();
     assert_eq!(report.backlog.files, 20, "{report}");
     assert_eq!(
@@ -322,13 +312,7 @@ async fn a_missing_table_keeps_the_files_in_incoming() {
     let index: Arc<dyn Destination> =
         Arc::new(Dynamodb::new("f", 1 << 20, &config.source).with_client(dynamo().await));
     let worker = Worker::new(store.clone(), [("f".to_owned(), index)].into());
-    let sched = Scheduler::new(
-        config,
-        store.clone(),
-        Arc::new(LocalFanout::new(worker)),
-        Arc::new(LogSink),
-    )
-    .unwrap();
+    let sched = scheduler_with(config, store.clone(), Arc::new(LocalFanout::new(worker)));
     // More ticks than max_attempts (5): an outage never fails the file.
     for _ in 0..6 {
         let report = sched.tick().await.unwrap();

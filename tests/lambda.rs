@@ -11,8 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
-use bytes::Bytes;
-use loader::store::{ObjectStore, PutMode, S3Store};
+use loader::store::{ObjectStore, S3Store};
 use s3loader_e2e::*;
 use scheduler::report::TickReport;
 
@@ -194,21 +193,15 @@ fn config(bucket: &str, pipeline: &str, batch_max_files: usize) -> String {
     )
 }
 
-async fn put(store: &S3Store, key: &str, body: String) {
-    store
-        .put(key, Bytes::from(body), PutMode::Create)
-        .await
-        .unwrap();
+/// A fresh database with the table the lambda tests load, and a client.
+async fn orders_db() -> (String, tokio_postgres::Client) {
+    pg_with("CREATE TABLE orders (id int, customer text)").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_lambda_drains_a_backlog_through_the_loader_lambda() {
     let store = seaweedfs().await;
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute("CREATE TABLE orders (id int, customer text)")
-        .await
-        .unwrap();
+    let (url, pg) = orders_db().await;
     for i in 0..6 {
         put(
             &store,
@@ -217,7 +210,7 @@ async fn the_scheduler_lambda_drains_a_backlog_through_the_loader_lambda() {
         )
         .await;
     }
-    put(&store, "incoming/orders/bad.csv", "id,customer\n1\n".into()).await;
+    put(&store, "incoming/orders/bad.csv", "id,customer\n1\n").await;
     let pipeline = unique("lambda-");
     let watch = Watch::start(&config(store.bucket(), &pipeline, 2), &url).await;
 
@@ -245,20 +238,11 @@ async fn the_scheduler_lambda_drains_a_backlog_through_the_loader_lambda() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loader_that_crashes_mid_batch_loses_nothing_and_loads_nothing_twice() {
     let store = seaweedfs().await;
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute("CREATE TABLE orders (id int, customer text)")
-        .await
-        .unwrap();
+    let (url, pg) = orders_db().await;
     let pipeline = unique("crash-");
     let watch = Watch::start(&config(store.bucket(), &pipeline, 3), &url).await;
     // A first file, loaded, so the functions are built and the ledger exists.
-    put(
-        &store,
-        "incoming/orders/0.csv",
-        "id,customer\n0,c0\n".into(),
-    )
-    .await;
+    put(&store, "incoming/orders/0.csv", "id,customer\n0,c0\n").await;
     watch.drain(&store).await;
     assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 1);
 
@@ -388,7 +372,7 @@ async fn the_functions_read_their_config_from_an_s3_object_first() {
     put(
         &store,
         "_s3loader/bad.toml",
-        "[tick]\nmax_files = \"many\"\n".into(),
+        "[tick]\nmax_files = \"many\"\n",
     )
     .await;
     let bad = format!("s3://{}/_s3loader/bad.toml", store.bucket());

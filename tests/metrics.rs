@@ -3,100 +3,70 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use fanout::LocalFanout;
-use loader::config::Config;
-use loader::store::PutMode;
+use loader::config::{Config, MetricsConfig, SinkKind};
+use loader::store::ObjectStore;
 use loader::worker::Worker;
 use s3loader_e2e::*;
 use scheduler::metrics::{CloudWatchSink, MetricsSink, TickMetrics};
 use scheduler::tick::Scheduler;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
-    let cw = cloudwatch().await;
-    let namespace = unique("S3LoaderTest");
-    let (store, dir) = local();
-    let store = arc(store);
-    store
-        .put(
-            "incoming/a.csv",
-            Bytes::from_static(b"x\n1\n2\n"),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
-    store
-        .put(
-            "incoming/b.csv",
-            Bytes::from_static(b"x\n3\n"),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
-    store
-        .put(
-            "incoming/bad.csv",
-            Bytes::from_static(b"x\n1,2\n"),
-            PutMode::Create,
-        )
-        .await
-        .unwrap();
-    let config = Config::from_toml(&format!(
-        r#"
-        [source]
-        url = "dir:unused"
-        [metrics]
-        sink = "cloudwatch"
-        namespace = "{namespace}"
-        pipeline = "orders"
-        [destinations.wh]
-        kind = "sqlite"
-        path = "{}"
-        [[route]]
-        pattern = "*.csv"
-        destination = "wh"
-        table = "t"
-        "#,
-        dir.path().join("wh.db").display()
-    ))
-    .unwrap();
+/// The shared test config (`orders/**` into destination `wh`), publishing
+/// to CloudWatch under `namespace` and `pipeline`.
+fn cloudwatch_config(destination: &str, tick: &str, namespace: &str, pipeline: &str) -> Config {
+    let mut config = config(destination, tick);
+    config.metrics = MetricsConfig {
+        sink: SinkKind::Cloudwatch,
+        namespace: namespace.into(),
+        pipeline: pipeline.into(),
+    };
+    config
+}
+
+/// In-process workers, metrics to moto's CloudWatch.
+fn cloudwatch_scheduler(
+    config: Config,
+    store: Arc<dyn ObjectStore>,
+    cw: &aws_sdk_cloudwatch::Client,
+) -> Scheduler {
     let worker = Worker::from_config(&config, store.clone()).unwrap();
-    let sched = Scheduler::new(
+    Scheduler::new(
         config,
         store,
         Arc::new(LocalFanout::new(worker)),
         Arc::new(CloudWatchSink::new(cw.clone())),
     )
-    .unwrap();
-    let report = sched.tick().await.unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
+    let (cw, namespace) = (cloudwatch().await, unique("S3LoaderTest"));
+    let (store, dir) = local();
+    let store = arc(store);
+    put(&*store, "incoming/orders/a.csv", "x\n1\n2\n").await;
+    put(&*store, "incoming/orders/b.csv", "x\n3\n").await;
+    put(&*store, "incoming/orders/bad.csv", "x\n1,2\n").await;
+    let wh = sqlite_destination(&dir.path().join("wh.db"));
+    let config = cloudwatch_config(&wh, "", &namespace, "orders");
+    let report = cloudwatch_scheduler(config, store, &cw)
+        .tick()
+        .await
+        .unwrap();
     assert_eq!((report.loaded, report.failed), (2, 1));
 
-    assert_eq!(
-        cloudwatch_sum(&cw, &namespace, "orders", "BacklogFiles").await,
-        3.0
-    );
-    assert_eq!(
-        cloudwatch_sum(&cw, &namespace, "orders", "FilesLoaded").await,
-        2.0
-    );
-    assert_eq!(
-        cloudwatch_sum(&cw, &namespace, "orders", "FilesFailed").await,
-        1.0
-    );
-    assert_eq!(
-        cloudwatch_sum(&cw, &namespace, "orders", "RowsLoaded").await,
-        3.0
-    );
-    assert_eq!(
-        cloudwatch_sum(&cw, &namespace, "orders", "FilesRetried").await,
-        0.0
-    );
-    assert_eq!(
-        cloudwatch_sum(&cw, &namespace, "other", "FilesLoaded").await,
-        0.0,
-        "dimension Pipeline=orders only"
-    );
+    for (pipeline, name, want) in [
+        ("orders", "BacklogFiles", 3.0),
+        ("orders", "FilesLoaded", 2.0),
+        ("orders", "FilesFailed", 1.0),
+        ("orders", "RowsLoaded", 3.0),
+        ("orders", "FilesRetried", 0.0),
+        // Dimension Pipeline=orders only.
+        ("other", "FilesLoaded", 0.0),
+    ] {
+        let sum = cloudwatch_sum(&cw, &namespace, pipeline, name).await;
+        assert_eq!(sum, want, "{pipeline} {name}");
+    }
     let listed = cw
         .list_metrics()
         .namespace(&namespace)
@@ -135,45 +105,15 @@ async fn an_outage_is_published_as_destination_errors_not_failures() {
     let namespace = unique("S3LoaderTest");
     let (store, _dir) = local();
     let store = arc(store);
-    for k in ["incoming/a.csv", "incoming/b.csv"] {
-        store
-            .put(k, Bytes::from_static(b"x\n1\n"), PutMode::Create)
-            .await
-            .unwrap();
+    for k in ["incoming/orders/a.csv", "incoming/orders/b.csv"] {
+        put(&*store, k, "x\n1\n").await;
     }
-    let down = format!(
+    let down = pg_destination(&format!(
         "host=127.0.0.1 port={} user=postgres dbname=postgres",
         closed_port()
-    );
-    let config = Config::from_toml(&format!(
-        r#"
-        [source]
-        url = "dir:unused"
-        [tick]
-        max_attempts = 1
-        [metrics]
-        sink = "cloudwatch"
-        namespace = "{namespace}"
-        pipeline = "down"
-        [destinations.wh]
-        kind = "postgres"
-        url = "{down}"
-        connect_timeout_secs = 2
-        [[route]]
-        pattern = "*.csv"
-        destination = "wh"
-        table = "t"
-        "#
-    ))
-    .unwrap();
-    let worker = Worker::from_config(&config, store.clone()).unwrap();
-    let sched = Scheduler::new(
-        config,
-        store.clone(),
-        Arc::new(LocalFanout::new(worker)),
-        Arc::new(CloudWatchSink::new(cw.clone())),
-    )
-    .unwrap();
+    ));
+    let config = cloudwatch_config(&down, "max_attempts = 1", &namespace, "down");
+    let sched = cloudwatch_scheduler(config, store.clone(), &cw);
     for _ in 0..2 {
         let r = sched.tick().await.unwrap();
         assert_eq!((r.failed, r.destination_errors), (0, 2), "{r}");

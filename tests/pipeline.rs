@@ -19,9 +19,7 @@ use scheduler::tick::Scheduler;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_and_bad_files_drain_from_seaweedfs_into_postgres() {
     let store = arc(seaweedfs().await);
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    let (url, pg) = pg_with(ORDERS_DDL).await;
 
     let s = &*store;
     put(s, "incoming/orders/a.csv", "id,customer,amount,ordered_at\n1,acme,10.50,2026-11-01T00:00:00Z\n2,\"globex, inc\",,2026-11-01T01:00:00Z\n3,initech,3,2026-11-01T02:00:00Z\n").await;
@@ -188,9 +186,7 @@ async fn a_destination_that_is_down_fails_no_file_however_long_it_lasts() {
     }
 
     // The destination comes back: both load, each once.
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    let (url, pg) = pg_with(ORDERS_DDL).await;
     let cfg = config(&pg_destination(&url), "max_attempts = 2");
     let r = scheduler(cfg, store.clone()).tick().await.unwrap();
     assert_eq!((r.loaded, r.failed, r.destination_errors), (2, 0, 0), "{r}");
@@ -200,9 +196,7 @@ async fn a_destination_that_is_down_fails_no_file_however_long_it_lasts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_that_committed_before_its_move_failed_is_not_loaded_again() {
     let store = arc(seaweedfs().await);
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    let (url, pg) = pg_with(ORDERS_DDL).await;
     for i in 0..3 {
         put(&*store, &format!("incoming/orders/{i}.csv"), format!("id,customer,amount,ordered_at\n{i},c,1,2026-11-01T00:00:00Z\n{i},d,2,2026-11-01T00:00:00Z\n")).await;
     }
@@ -233,9 +227,7 @@ async fn a_load_that_committed_before_its_move_failed_is_not_loaded_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ticks_at_once_on_500_files_load_each_exactly_once() {
     let store = arc(seaweedfs().await);
-    let url = pg_database().await;
-    let pg = pg_connect(&url).await;
-    pg.batch_execute(ORDERS_DDL).await.unwrap();
+    let (url, pg) = pg_with(ORDERS_DDL).await;
     stream::iter(0..500)
         .for_each_concurrent(32, |i| {
             let store = store.clone();

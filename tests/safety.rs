@@ -44,9 +44,7 @@ struct Setup {
 
 impl Setup {
     async fn seaweedfs_postgres() -> Self {
-        let url = pg_database().await;
-        let pg = pg_connect(&url).await;
-        pg.batch_execute(ORDERS_DDL).await.unwrap();
+        let (url, pg) = pg_with(ORDERS_DDL).await;
         Self {
             store: arc(seaweedfs().await),
             destination: pg_destination(&url),
@@ -127,20 +125,9 @@ async fn reprocess_never_overwrites(store: Arc<dyn ObjectStore>) {
     assert_eq!(keys(s, "failed/").await, vec!["failed/orders/a.csv"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reprocess_never_overwrites_on_seaweedfs() {
-    reprocess_never_overwrites(arc(seaweedfs().await)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reprocess_never_overwrites_on_moto() {
-    reprocess_never_overwrites(arc(moto().await)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reprocess_never_overwrites_on_a_local_directory() {
-    let (store, _dir) = local();
-    reprocess_never_overwrites(arc(store)).await;
+mod reprocess_on {
+    use super::reprocess_never_overwrites;
+    s3loader_e2e::on_stores!([seaweedfs, moto, local_dir][reprocess_never_overwrites]);
 }
 
 // --- archive names never collide --------------------------------------------
@@ -225,16 +212,6 @@ async fn archive_names_never_collide(w: Setup) {
     assert_eq!(w.count(2).await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn archive_names_never_collide_on_seaweedfs_into_postgres() {
-    archive_names_never_collide(Setup::seaweedfs_postgres().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn archive_names_never_collide_on_a_local_directory_into_sqlite() {
-    archive_names_never_collide(Setup::local_sqlite()).await;
-}
-
 // --- an outage is not a bad file --------------------------------------------
 
 /// Runs more ticks than `max_attempts` against a destination that refuses
@@ -274,41 +251,50 @@ fn pg_as(user_and_more: &str, dbname: &str) -> String {
         .replace("dbname=postgres", &format!("dbname={dbname}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_password_is_an_outage() {
-    refused(
-        &pg_as("user=s3l_password password=wrong", "postgres"),
-        csv(&[(1, "a")]),
-        &["password authentication failed", "[28P01]"],
-    )
-    .await;
+/// Tests of a login the server refuses: `name: user, database => what the
+/// report must say`.
+macro_rules! refused_logins {
+    ($($name:ident: $user:expr, $db:expr => $expect:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            refused(&pg_as($user, &$db), csv(&[(1, "a")]), &$expect).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_that_refuses_plaintext_is_an_outage() {
-    refused(
-        &pg_as("user=s3l_tls_only", "postgres"),
-        csv(&[(1, "a")]),
-        &["no encryption", "[28000]"],
-    )
-    .await;
+refused_logins! {
+    a_wrong_password_is_an_outage: "user=s3l_password password=wrong", "postgres"
+        => ["password authentication failed", "[28P01]"];
+    a_server_that_refuses_plaintext_is_an_outage: "user=s3l_tls_only", "postgres"
+        => ["no encryption", "[28000]"];
+    a_missing_database_is_an_outage: "user=postgres", unique("absent_")
+        => ["does not exist", "[3D000]"];
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_database_is_an_outage() {
+/// A new role, created by `admin` with `options`, logs into `dbname` and
+/// is refused.
+async fn refused_role(
+    admin: &tokio_postgres::Client,
+    options: &str,
+    dbname: &str,
+    expect: &[&str],
+) {
+    let role = unique("s3l_role_");
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN {options}"))
+        .await
+        .unwrap();
     refused(
-        &pg_as("user=postgres", &unique("absent_")),
+        &pg_as(&format!("user={role}"), dbname),
         csv(&[(1, "a")]),
-        &["does not exist", "[3D000]"],
+        expect,
     )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_table_is_an_outage_named_by_the_server() {
-    let url = pg_database().await;
-    let admin = pg_connect(&url).await;
-    admin.batch_execute(ORDERS_DDL).await.unwrap();
+    let (url, admin) = pg_with(ORDERS_DDL).await;
     admin.batch_execute("DROP TABLE orders").await.unwrap();
     refused(
         &url,
@@ -320,12 +306,7 @@ async fn a_dropped_table_is_an_outage_named_by_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_column_is_an_outage() {
-    let url = pg_database().await;
-    pg_connect(&url)
-        .await
-        .batch_execute(ORDERS_DDL)
-        .await
-        .unwrap();
+    let (url, _) = pg_with(ORDERS_DDL).await;
     refused(
         &url,
         "id,customer,amount,ordered_at,coupon\n1,a,1,2026-11-01T00:00:00Z,X\n".to_owned(),
@@ -339,37 +320,16 @@ async fn a_missing_column_is_an_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_permission_is_an_outage() {
-    let url = pg_database().await;
-    let admin = pg_connect(&url).await;
-    admin.batch_execute(ORDERS_DDL).await.unwrap();
-    let role = unique("s3l_nopriv_");
-    admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
-        .await
-        .unwrap();
+    let (url, admin) = pg_with(ORDERS_DDL).await;
     let dbname = url.split("dbname=").nth(1).unwrap().to_owned();
-    refused(
-        &pg_as(&format!("user={role}"), &dbname),
-        csv(&[(1, "a")]),
-        &["permission denied", "[42501]"],
-    )
-    .await;
+    refused_role(&admin, "", &dbname, &["permission denied", "[42501]"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_connections_is_an_outage() {
     let admin = pg_connect(&service("S3LOADER_TEST_PG")).await;
-    let role = unique("s3l_nolimit_");
-    admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
-        .await
-        .unwrap();
-    refused(
-        &pg_as(&format!("user={role}"), "postgres"),
-        csv(&[(1, "a")]),
-        &["too many connections", "[53300]"],
-    )
-    .await;
+    let expect = ["too many connections", "[53300]"];
+    refused_role(&admin, "CONNECTION LIMIT 0", "postgres", &expect).await;
 }
 
 /// The file's own faults still fail it, at once, beside good files.
@@ -480,16 +440,6 @@ async fn the_ledger_decides_before_failed(w: Setup) {
     assert_eq!((w.count(1).await, w.count(2).await), (1, 1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_answer_after_commit_goes_to_processed_on_seaweedfs_and_postgres() {
-    the_ledger_decides_before_failed(Setup::seaweedfs_postgres().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_answer_after_commit_goes_to_processed_on_a_directory_and_sqlite() {
-    the_ledger_decides_before_failed(Setup::local_sqlite()).await;
-}
-
 // --- a poison file cannot take its neighbours down ---------------------------
 
 /// A worker that dies (as on an OOM kill) whenever its batch holds the
@@ -547,16 +497,6 @@ async fn a_poison_file_fails_alone(w: Setup) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_file_fails_alone_on_seaweedfs_and_postgres() {
-    a_poison_file_fails_alone(Setup::seaweedfs_postgres().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_poison_file_fails_alone_on_a_directory_and_sqlite() {
-    a_poison_file_fails_alone(Setup::local_sqlite()).await;
-}
-
 // --- concurrent state stays consistent --------------------------------------
 
 async fn attempt_counts_merge(store: Arc<dyn ObjectStore>) {
@@ -580,15 +520,9 @@ async fn attempt_counts_merge(store: Arc<dyn ObjectStore>) {
     assert_eq!(now.len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attempt_counts_merge_on_seaweedfs() {
-    attempt_counts_merge(arc(seaweedfs().await)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn attempt_counts_merge_on_a_local_directory() {
-    let (store, _dir) = local();
-    attempt_counts_merge(arc(store)).await;
+mod attempts_on {
+    use super::attempt_counts_merge;
+    s3loader_e2e::on_stores!([seaweedfs, local_dir][attempt_counts_merge]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -795,3 +729,32 @@ async fn a_backlog_too_large_to_list_in_a_tick_still_drains() {
         .unwrap();
     assert_eq!((n, distinct), (1000, 1000), "each file once");
 }
+
+/// Each rule that holds a whole setup, on both: SeaweedFS into PostgreSQL,
+/// and a local directory into SQLite.
+macro_rules! on_both_setups {
+    ($($rule:ident),* $(,)?) => {
+        mod seaweedfs_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    super::$rule(super::Setup::seaweedfs_postgres().await).await;
+                }
+            )*
+        }
+        mod local_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    super::$rule(super::Setup::local_sqlite()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_setups!(
+    archive_names_never_collide,
+    the_ledger_decides_before_failed,
+    a_poison_file_fails_alone
+);

@@ -167,33 +167,17 @@ pub async fn listing_is_paged_ordered_and_bounded_by_prefix(store: Arc<dyn Objec
         .for_each_concurrent(32, |i| {
             let store = store.clone();
             async move {
-                store
-                    .put(
-                        &format!("incoming/p/{i:05}.csv"),
-                        Bytes::from_static(b"x"),
-                        PutMode::Overwrite,
-                    )
-                    .await
-                    .unwrap();
+                put(
+                    &*store,
+                    &format!("incoming/p/{i:05}.csv"),
+                    Bytes::from_static(b"x"),
+                )
+                .await;
             }
         })
         .await;
-    store
-        .put(
-            "incoming/q.csv",
-            Bytes::from_static(b"x"),
-            PutMode::Overwrite,
-        )
-        .await
-        .unwrap();
-    store
-        .put(
-            "incoming-not/p.csv",
-            Bytes::from_static(b"x"),
-            PutMode::Overwrite,
-        )
-        .await
-        .unwrap();
+    put(&*store, "incoming/q.csv", Bytes::from_static(b"x")).await;
+    put(&*store, "incoming-not/p.csv", Bytes::from_static(b"x")).await;
     let pages: Vec<_> = store.list("incoming/p/").collect().await;
     assert!(
         pages.len() >= 2,
@@ -264,14 +248,7 @@ pub async fn directory_markers_are_not_objects(store: Arc<dyn ObjectStore>) {
         .put("incoming/dir/", Bytes::new(), PutMode::Overwrite)
         .await
         .unwrap();
-    store
-        .put(
-            "incoming/dir/a.csv",
-            Bytes::from_static(b"x"),
-            PutMode::Overwrite,
-        )
-        .await
-        .unwrap();
+    put(&*store, "incoming/dir/a.csv", Bytes::from_static(b"x")).await;
     assert_eq!(
         keys(&*store, "incoming/").await,
         vec!["incoming/dir/a.csv".to_string()]
@@ -380,58 +357,27 @@ async fn moto_ignores_if_none_match_on_copy() {
     assert_eq!(read(&store, "b").await, b"new");
 }
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod local_dir {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (store, _dir) = s3loader_e2e::local();
-                    super::$name(s3loader_e2e::arc(store)).await;
-                }
-            )*
-        }
-        mod seaweedfs {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(s3loader_e2e::arc(s3loader_e2e::seaweedfs().await)).await;
-                }
-            )*
-        }
-        mod moto {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(s3loader_e2e::arc(s3loader_e2e::moto().await)).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
-    hostile_keys_survive_list_and_move,
-    conditional_put_get_delete,
-    listing_is_paged_ordered_and_bounded_by_prefix,
-    move_refuses_to_delete_a_changed_object,
-    listing_goes_on_after_a_key,
+s3loader_e2e::on_stores!(
+    [local_dir, seaweedfs, moto]
+    [
+        hostile_keys_survive_list_and_move,
+        conditional_put_get_delete,
+        listing_is_paged_ordered_and_bounded_by_prefix,
+        move_refuses_to_delete_a_changed_object,
+        listing_goes_on_after_a_key,
+    ]
 );
 
 /// Conditional copies: not on moto, which ignores the conditions (above).
 mod conditional_copy {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn seaweedfs() {
-        super::archive_never_replaces_a_different_object(s3loader_e2e::arc(
-            s3loader_e2e::seaweedfs().await,
-        ))
-        .await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn local_dir() {
-        let (store, _dir) = s3loader_e2e::local();
-        super::archive_never_replaces_a_different_object(s3loader_e2e::arc(store)).await;
-    }
+    use super::archive_never_replaces_a_different_object;
+    s3loader_e2e::on_stores!([seaweedfs, local_dir][archive_never_replaces_a_different_object]);
+}
+
+/// One very long segment: not on SeaweedFS (see the rule).
+mod long_segment {
+    use super::one_long_segment_key;
+    s3loader_e2e::on_stores!([moto, local_dir][one_long_segment_key]);
 }
 
 /// S3 only: a local directory has no directory markers or multipart copy.
@@ -439,30 +385,12 @@ mod conditional_copy {
 /// CompleteMultipartUpload with a `CompleteMultipartUploadResponse` XML
 /// root, which aws-sdk-rust rightly rejects.
 mod s3_only {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn seaweedfs_directory_markers() {
-        super::directory_markers_are_not_objects(s3loader_e2e::arc(
-            s3loader_e2e::seaweedfs().await,
-        ))
-        .await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn moto_directory_markers() {
-        super::directory_markers_are_not_objects(s3loader_e2e::arc(s3loader_e2e::moto().await))
-            .await;
-    }
+    use super::directory_markers_are_not_objects;
+    s3loader_e2e::on_stores!([seaweedfs, moto][directory_markers_are_not_objects]);
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn seaweedfs_multipart_copy() {
         super::multipart_copy_above_threshold(s3loader_e2e::seaweedfs().await).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn moto_one_long_segment_key() {
-        super::one_long_segment_key(s3loader_e2e::arc(s3loader_e2e::moto().await)).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn local_one_long_segment_key() {
-        let (store, _dir) = s3loader_e2e::local();
-        super::one_long_segment_key(s3loader_e2e::arc(store)).await;
     }
 }
 

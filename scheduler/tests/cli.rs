@@ -21,6 +21,19 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `DIR/c.toml`: `DIR/bucket` (relative to the working directory) into
+/// SQLite `wh.db`, every `*.csv` into table `t`, with `tick` lines.
+fn write_config(dir: &Path, tick: &str) -> std::path::PathBuf {
+    let config = dir.join("c.toml");
+    let text = format!(
+        "[source]\nurl = \"dir:bucket\"\n[tick]\n{tick}\n\
+         [destinations.wh]\nkind = \"sqlite\"\npath = \"wh.db\"\n\
+         [[route]]\npattern = \"*.csv\"\ndestination = \"wh\"\ntable = \"t\"\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 fn count(db: &Path, table: &str) -> i64 {
     rusqlite::Connection::open(db)
         .unwrap()
@@ -72,22 +85,7 @@ fn demo_drains_the_samples_and_a_second_run_loads_nothing_twice() {
 #[test]
 fn tick_status_and_reprocess_with_a_config_file() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        r#"
-        [source]
-        url = "dir:bucket"
-        [destinations.wh]
-        kind = "sqlite"
-        path = "wh.db"
-        [[route]]
-        pattern = "*.csv"
-        destination = "wh"
-        table = "t"
-        "#,
-    )
-    .unwrap();
+    let config = write_config(dir.path(), "");
     std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
     std::fs::write(dir.path().join("bucket/incoming/good.csv"), "a,b\n1,2\n").unwrap();
     std::fs::write(dir.path().join("bucket/incoming/bad.csv"), "a,b\n1\n").unwrap();
@@ -181,12 +179,7 @@ fn help_explains_the_commands() {
 #[test]
 fn run_ticks_until_sigint_then_exits_cleanly_releasing_the_lease() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        "[source]\nurl = \"dir:bucket\"\n[tick]\ninterval_secs = 1\n[destinations.wh]\nkind = \"sqlite\"\npath = \"wh.db\"\n[[route]]\npattern = \"*.csv\"\ndestination = \"wh\"\ntable = \"t\"\n",
-    )
-    .unwrap();
+    let config = write_config(dir.path(), "interval_secs = 1");
     std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_s3loader"))
         .args(["--config", config.to_str().unwrap(), "run"])
@@ -427,26 +420,27 @@ fn hostile_inputs_fail_with_named_reasons_in_bounded_memory() {
         assert_eq!(line["result"], "failed", "{line}");
         line["reason"].as_str().unwrap().to_owned()
     };
-    let zeros = reason("incoming/zeros.csv.gz");
-    assert!(
-        zeros.contains("longer than limits.max_record_bytes (16777216 bytes)"),
-        "{zeros}"
-    );
-    let bomb = reason("incoming/bomb.csv.gz");
-    assert!(
-        bomb.contains("more than limits.max_decompressed_bytes (268435456 bytes)"),
-        "{bomb}"
-    );
-    let line = reason("incoming/line.jsonl");
-    assert!(
-        line.contains("line 1: line longer than limits.max_record_bytes"),
-        "{line}"
-    );
-    let nc = reason("incoming/huge.nc");
-    assert!(
-        nc.contains("more than limits.netcdf_max_time_cells (1000000)"),
-        "{nc}"
-    );
+    for (key, want) in [
+        (
+            "incoming/zeros.csv.gz",
+            "longer than limits.max_record_bytes (16777216 bytes)",
+        ),
+        (
+            "incoming/bomb.csv.gz",
+            "more than limits.max_decompressed_bytes (268435456 bytes)",
+        ),
+        (
+            "incoming/line.jsonl",
+            "line 1: line longer than limits.max_record_bytes",
+        ),
+        (
+            "incoming/huge.nc",
+            "more than limits.netcdf_max_time_cells (1000000)",
+        ),
+    ] {
+        let why = reason(key);
+        assert!(why.contains(want), "{key}: {why}");
+    }
     let kb: u64 = err
         .lines()
         .find_map(|l| l.strip_prefix("peak-rss-kb "))

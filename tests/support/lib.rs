@@ -79,6 +79,42 @@ pub fn arc<S: ObjectStore>(s: S) -> Arc<dyn ObjectStore> {
     Arc::new(s)
 }
 
+/// A fresh store of the kind named (`seaweedfs`, `moto`, `local_dir`), and
+/// the guard that keeps a local one's directory alive.
+pub async fn open_store(kind: &str) -> (Arc<dyn ObjectStore>, Option<tempfile::TempDir>) {
+    match kind {
+        "seaweedfs" => (arc(seaweedfs().await), None),
+        "moto" => (arc(moto().await), None),
+        "local_dir" => {
+            let (store, dir) = local();
+            (arc(store), Some(dir))
+        }
+        other => panic!("no store kind {other:?}"),
+    }
+}
+
+/// One test per store kind for each rule, an `async fn(Arc<dyn
+/// ObjectStore>)` in scope: `on_stores!([seaweedfs, moto, local_dir]
+/// [rule_a, rule_b]);` makes `seaweedfs::rule_a`, `moto::rule_a`, and so
+/// on. The conformance pattern of arrow-rs's object_store.
+#[macro_export]
+macro_rules! on_stores {
+    ([$($store:ident),* $(,)?] $rules:tt) => {
+        $( $crate::on_stores!(@store $store $rules); )*
+    };
+    (@store $store:ident [$($rule:ident),* $(,)?]) => {
+        mod $store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    let (store, _guard) = $crate::open_store(stringify!($store)).await;
+                    super::$rule(store).await;
+                }
+            )*
+        }
+    };
+}
+
 /// A fresh PostgreSQL database; returns its connection string.
 pub async fn pg_database() -> String {
     let admin = service("S3LOADER_TEST_PG");
@@ -89,6 +125,15 @@ pub async fn pg_database() -> String {
         .await
         .expect("create test database");
     admin.replace("dbname=postgres", &format!("dbname={name}"))
+}
+
+/// A fresh database with `ddl` run in it: its connection string, and a
+/// client on it.
+pub async fn pg_with(ddl: &str) -> (String, tokio_postgres::Client) {
+    let url = pg_database().await;
+    let client = pg_connect(&url).await;
+    client.batch_execute(ddl).await.expect("the test's DDL");
+    (url, client)
 }
 
 pub async fn pg_connect(url: &str) -> tokio_postgres::Client {

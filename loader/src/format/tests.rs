@@ -13,6 +13,11 @@ fn rows(data: Vec<u8>, key: &str, spec: &LoadSpec) -> Result<(Vec<String>, Vec<R
     Ok((r.columns().to_vec(), out))
 }
 
+/// [`rows`] with the default spec.
+fn read(data: Vec<u8>, key: &str) -> Result<(Vec<String>, Vec<Row>)> {
+    rows(data, key, &LoadSpec::default())
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).unwrap();
@@ -28,10 +33,9 @@ fn format_message(e: Error) -> String {
 
 #[test]
 fn csv_with_header_nulls_and_quotes() {
-    let (cols, rows) = rows(
+    let (cols, rows) = read(
         b"id,name,note\n1,\"a, b\",\n2,\"say \"\"hi\"\"\",x\n".to_vec(),
         "k.csv",
-        &LoadSpec::default(),
     )
     .unwrap();
     assert_eq!(cols, ["id", "name", "note"]);
@@ -64,12 +68,7 @@ fn csv_without_header_uses_configured_columns_and_delimiter() {
 
 #[test]
 fn csv_short_row_names_the_line_and_columns() {
-    let err = rows(
-        b"id,name\n1,a\n2\n3,c\n".to_vec(),
-        "k.csv",
-        &LoadSpec::default(),
-    )
-    .unwrap_err();
+    let err = read(b"id,name\n1,a\n2\n3,c\n".to_vec(), "k.csv").unwrap_err();
     let msg = format_message(err);
     assert!(
         msg.starts_with("line 3: expected 2 fields (id, name), found 1"),
@@ -79,16 +78,16 @@ fn csv_short_row_names_the_line_and_columns() {
 
 #[test]
 fn empty_file_has_no_columns_and_no_rows() {
-    let (cols, rows) = rows(Vec::new(), "k.csv", &LoadSpec::default()).unwrap();
+    let (cols, rows) = read(Vec::new(), "k.csv").unwrap();
     assert!(cols.is_empty() && rows.is_empty());
 }
 
 #[test]
 fn gzip_and_zstd_are_decoded_by_extension() {
     let plain = b"id\n1\n2\n";
-    let (_, gz) = rows(gzip(plain), "a.csv.gz", &LoadSpec::default()).unwrap();
+    let (_, gz) = read(gzip(plain), "a.csv.gz").unwrap();
     let zst = zstd::encode_all(&plain[..], 3).unwrap();
-    let (_, zs) = rows(zst, "a.csv.zst", &LoadSpec::default()).unwrap();
+    let (_, zs) = read(zst, "a.csv.zst").unwrap();
     assert_eq!(gz.len(), 2);
     assert_eq!(gz, zs);
 }
@@ -101,21 +100,11 @@ fn truncated_compressed_files_fail_permanently() {
     let mut data = b"id\n".to_vec();
     data.extend(body);
     let gz = gzip(&data);
-    let err = rows(
-        gz[..gz.len() / 2].to_vec(),
-        "t.csv.gz",
-        &LoadSpec::default(),
-    )
-    .unwrap_err();
+    let err = read(gz[..gz.len() / 2].to_vec(), "t.csv.gz").unwrap_err();
     assert!(!err.is_retryable());
     assert!(format_message(err).contains("truncated"));
     let zst = zstd::encode_all(&data[..], 3).unwrap();
-    let err = rows(
-        zst[..zst.len() / 2].to_vec(),
-        "t.csv.zst",
-        &LoadSpec::default(),
-    )
-    .unwrap_err();
+    let err = read(zst[..zst.len() / 2].to_vec(), "t.csv.zst").unwrap_err();
     assert!(!err.is_retryable(), "{err:?}");
 }
 
@@ -194,12 +183,7 @@ fn limited(max_record_bytes: u64, max_decompressed_bytes: u64) -> LoadSpec {
 /// unquoted empty field is NULL (with the default `null = ""`).
 #[test]
 fn csv_quoted_empty_is_an_empty_string_and_unquoted_empty_is_null() {
-    let (_, rows) = rows(
-        b"a,b,c\n\"\",,\"x\"\"\"\n".to_vec(),
-        "k.csv",
-        &LoadSpec::default(),
-    )
-    .unwrap();
+    let (_, rows) = read(b"a,b,c\n\"\",,\"x\"\"\"\n".to_vec(), "k.csv").unwrap();
     assert_eq!(
         rows,
         vec![vec![Some(String::new()), None, Some("x\"".into())]]
@@ -209,7 +193,7 @@ fn csv_quoted_empty_is_an_empty_string_and_unquoted_empty_is_null() {
 #[test]
 fn csv_unclosed_quote_fails_naming_the_line_where_it_opened() {
     let data = b"id,note\n1,ok\n2,\"never closed\n3,x\n4,y\n".to_vec();
-    let e = format_message(rows(data, "k.csv", &LoadSpec::default()).unwrap_err());
+    let e = format_message(read(data, "k.csv").unwrap_err());
     assert!(
         e.starts_with("line 3: a quoted field opened on this line is never closed"),
         "{e}"
@@ -218,10 +202,9 @@ fn csv_unclosed_quote_fails_naming_the_line_where_it_opened() {
 
 #[test]
 fn csv_quoted_newlines_crlf_and_blank_lines() {
-    let (_, rows) = rows(
+    let (_, rows) = read(
         b"a,b\r\n1,\"two\r\nlines\"\r\n\r\n3,4\r\n".to_vec(),
         "k.csv",
-        &LoadSpec::default(),
     )
     .unwrap();
     assert_eq!(
@@ -232,14 +215,7 @@ fn csv_quoted_newlines_crlf_and_blank_lines() {
         ]
     );
     // A short row after a quoted newline is named by the line it starts on.
-    let e = format_message(
-        self::rows(
-            b"a,b\n1,\"x\ny\"\n2\n".to_vec(),
-            "k.csv",
-            &LoadSpec::default(),
-        )
-        .unwrap_err(),
-    );
+    let e = format_message(self::read(b"a,b\n1,\"x\ny\"\n2\n".to_vec(), "k.csv").unwrap_err());
     assert!(e.starts_with("line 4: expected 2 fields"), "{e}");
 }
 
@@ -297,6 +273,6 @@ fn a_zstd_frame_with_a_window_over_the_limit_is_refused() {
     enc.include_contentsize(false).unwrap();
     enc.write_all(&vec![b'a'; 1 << 20]).unwrap();
     let data = enc.finish().unwrap();
-    let e = format_message(rows(data, "w.csv.zst", &LoadSpec::default()).unwrap_err());
+    let e = format_message(read(data, "w.csv.zst").unwrap_err());
     assert!(e.contains("limits.zstd_window_log_max"), "{e}");
 }
