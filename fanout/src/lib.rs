@@ -5,7 +5,8 @@
 //! * [`Fanout`]: the trait: one batch out, one outcome per file back.
 //! * [`LocalFanout`]: workers as tasks in this process (the embedded
 //!   default, and tests).
-//! * [`LambdaFanout`]: each batch a synchronous Invoke of the loader Lambda.
+//! * [`LambdaFanout`] (module `lambda`): each batch a synchronous Invoke of
+//!   the loader Lambda, split to fit Lambda's payload limit.
 //!
 //! The scheduler bounds how many batches are in flight; a fanout only has
 //! to run the one it is given and never lose a file's outcome.

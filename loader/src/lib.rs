@@ -11,12 +11,14 @@
 //! * [`config`]: the TOML config every binary reads, and the router.
 //! * [`layout`]: every key the queue writes (processed/, failed/, errors/,
 //!   state) and the rule that keeps archive names from colliding.
-//! * [`format`]: CSV and JSON Lines, plain, gzip or zstd, as row streams
-//!   (`format/csv.rs`, `format/jsonl.rs`); `format::netcdf`, the forecast
-//!   times of a Met Office netCDF file.
+//! * [`format`](mod@format): CSV and JSON Lines, plain, gzip or zstd, as row streams
+//!   (`format/csv.rs`, `format/jsonl.rs`; their tests in
+//!   `format/tests.rs`); `format::netcdf`, the forecast times of a Met
+//!   Office netCDF file.
 //! * [`dest`]: the [`Destination`](dest::Destination) contract; SQLite and
-//!   PostgreSQL, each with the ledger that makes loads exactly-once; the
-//!   `dynamodb` destination, which indexes netCDF files.
+//!   PostgreSQL (`dest/sqlite.rs`, `dest/postgres.rs`), each with the ledger
+//!   that makes loads exactly-once; the `dynamodb` destination
+//!   (`dest/dynamodb.rs`), which indexes netCDF files.
 //! * `forecast_index`: the DynamoDB forecast index: item schema, writing,
 //!   querying, table creation (the `dynamodb` destination writes through
 //!   it, `s3loader forecasts` queries through it).

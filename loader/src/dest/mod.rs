@@ -10,7 +10,7 @@
 //! * a bad file fails alone: the others of the batch still load;
 //! * two loads of the same file at once load it once (the ledger's key);
 //! * a commit that fails turns every `Loaded` of the batch back into a
-//!   retryable failure ([`uncommit`]);
+//!   retryable failure (`uncommit`);
 //! * an outage (down, denied, a missing table) fails every file of the
 //!   batch retryably with [`Cause::Destination`]; only a value the file
 //!   brings blames the file.

@@ -1,6 +1,6 @@
 //! The `s3loader` command line: its arguments, and one function per
 //! command in [`commands`], which does the work through the library and
-//! hands the result to [`print`] for the text (or `--json`) users see.
+//! hands the result to [`print`](mod@print) for the text (or `--json`) users see.
 
 mod commands;
 mod print;
