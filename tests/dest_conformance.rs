@@ -1,6 +1,6 @@
 //! The destination contract (`loader::dest`), one test function per rule,
-//! run on every destination that keeps a ledger: SQLite and PostgreSQL
-//! (Redshift joins when it lands). Each calls `Destination::load` directly,
+//! run on every destination that keeps a ledger: SQLite, PostgreSQL, and
+//! PostgreSQL over verified TLS (Redshift joins when it lands). Each calls `Destination::load` directly,
 //! with batches built by hand, so the rule is the destination's own and not
 //! the scheduler's.
 //!
@@ -24,7 +24,9 @@ use s3loader_e2e::*;
 /// A warehouse of one kind, fresh per test, and how to reach it directly.
 enum Warehouse {
     Postgres {
+        /// How the destination connects.
         url: String,
+        /// The test's own connection, for DDL and counts.
         client: tokio_postgres::Client,
     },
     Sqlite {
@@ -37,6 +39,20 @@ impl Warehouse {
     async fn postgres() -> Self {
         let url = pg_database().await;
         let client = pg_connect(&url).await;
+        Warehouse::Postgres { url, client }
+    }
+
+    /// PostgreSQL as RDS runs it: a role the server takes only over TLS,
+    /// and `verify-full` against the CA that issued the server's
+    /// certificate.
+    async fn postgres_tls() -> Self {
+        let admin = pg_database().await;
+        let client = pg_connect(&admin).await;
+        let url = format!(
+            "{} sslmode=verify-full sslrootcert={}",
+            admin.replace("user=postgres", "user=s3l_tls_only"),
+            service("S3LOADER_TEST_PG_CA")
+        );
         Warehouse::Postgres { url, client }
     }
 
@@ -303,43 +319,43 @@ async fn an_outage_fails_every_file_retryably_and_blames_none(wh: Warehouse) {
 
 // --- Each rule on each destination ------------------------------------------
 
-macro_rules! on_every_destination {
-    ($($rule:ident),* $(,)?) => {
-        mod postgres {
+/// One test per rule, each on the warehouse `$warehouse` makes.
+macro_rules! rules_on {
+    ($module:ident, $warehouse:expr, [$($rule:ident),* $(,)?]) => {
+        mod $module {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $rule() {
-                    super::$rule(Warehouse::postgres().await).await;
-                }
-            )*
-
-            /// PostgreSQL tables must exist: a missing one is an outage.
-            /// (SQLite creates the tables it loads.)
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_missing_table_is_an_outage() {
-                let wh = Warehouse::postgres().await;
-                let (store, _dir) = local();
-                let b = batch(&store, "orders", &[("a.csv", orders(0..2))]).await;
-                assert_outage(&wh.destination().load(&b, arc(store.clone())).await);
-            }
-        }
-        mod sqlite {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $rule() {
-                    super::$rule(Warehouse::sqlite()).await;
+                    super::$rule($warehouse).await;
                 }
             )*
         }
     };
 }
 
-on_every_destination!(
+macro_rules! on_every_destination {
+    ($rules:tt) => {
+        rules_on!(postgres, Warehouse::postgres().await, $rules);
+        rules_on!(postgres_tls, Warehouse::postgres_tls().await, $rules);
+        rules_on!(sqlite, Warehouse::sqlite(), $rules);
+    };
+}
+
+/// PostgreSQL tables must exist: a missing one is an outage. (SQLite
+/// creates the tables it loads.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_missing_table_is_an_outage() {
+    let wh = Warehouse::postgres().await;
+    let (store, _dir) = local();
+    let b = batch(&store, "orders", &[("a.csv", orders(0..2))]).await;
+    assert_outage(&wh.destination().load(&b, arc(store.clone())).await);
+}
+
+on_every_destination!([
     a_ledger_hit_is_already_loaded,
     a_bad_file_fails_alone,
     concurrent_loads_of_one_batch_load_each_file_once,
     a_failed_commit_undoes_what_it_marked_loaded,
     an_outage_fails_every_file_retryably_and_blames_none,
-);
+]);

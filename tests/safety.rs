@@ -265,8 +265,12 @@ macro_rules! refused_logins {
 refused_logins! {
     a_wrong_password_is_an_outage: "user=s3l_password password=wrong", "postgres"
         => ["password authentication failed", "[28P01]"];
-    a_server_that_refuses_plaintext_is_an_outage: "user=s3l_tls_only", "postgres"
+    a_server_that_refuses_plaintext_is_an_outage: "user=s3l_tls_only sslmode=disable", "postgres"
         => ["no encryption", "[28000]"];
+    a_server_certificate_from_the_wrong_ca_is_an_outage:
+        &format!("user=s3l_tls_only sslmode=verify-full sslrootcert={}", service("S3LOADER_TEST_PG_WRONG_CA")),
+        "postgres"
+        => ["TLS handshake", "invalid peer certificate"];
     a_missing_database_is_an_outage: "user=postgres", unique("absent_")
         => ["does not exist", "[3D000]"];
 }

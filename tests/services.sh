@@ -9,7 +9,8 @@
 #   moto       S3 API (2nd impl) S3LOADER_TEST_MOTO=http://127.0.0.1:PORT
 #   PostgreSQL ephemeral cluster S3LOADER_TEST_PG="host=127.0.0.1 port=PORT user=postgres dbname=postgres"
 #              (ssl = on; role s3l_password needs password 'right-password',
-#              role s3l_tls_only is refused without TLS)
+#              role s3l_tls_only is refused without TLS; a CA in
+#              S3LOADER_TEST_PG_CA issued the server's certificate)
 #
 # If a service cannot start, this script fails with the reason (and its
 # log); the tests never run against half the services.
@@ -136,11 +137,24 @@ fi
   || { log "initdb failed:"; cat "$work/initdb.log" >&2; exit 1; }
 # Real refusals for the outage tests (an outage is not a bad file): a role
 # that needs a password (scram), and one the server takes only over TLS
-# (ssl = on with a throwaway self-signed certificate, hostssl only). These
-# lines come first: pg_hba.conf is first match.
-openssl req -new -x509 -days 2 -nodes -subj "/CN=127.0.0.1" \
-  -keyout "$pg_dir/server.key" -out "$pg_dir/server.crt" >"$work/openssl.log" 2>&1 \
-  || { log "openssl could not make a test certificate:"; cat "$work/openssl.log" >&2; exit 1; }
+# (hostssl only). TLS: a throwaway CA made here, and a server certificate
+# it issued for 127.0.0.1 and localhost, so clients can verify-full against
+# S3LOADER_TEST_PG_CA; a second CA that issued nothing is the wrong one
+# (S3LOADER_TEST_PG_WRONG_CA). The pg_hba lines come first: first match.
+{
+  for ca in ca wrong-ca; do
+    openssl req -new -x509 -days 2 -nodes -subj "/CN=s3loader test $ca" \
+      -keyout "$pg_dir/$ca.key" -out "$pg_dir/$ca.crt"
+  done
+  openssl req -new -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$pg_dir/server.key" -out "$pg_dir/server.csr"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$pg_dir/san.ext"
+  openssl x509 -req -days 2 -in "$pg_dir/server.csr" -CA "$pg_dir/ca.crt" \
+    -CAkey "$pg_dir/ca.key" -CAcreateserial -extfile "$pg_dir/san.ext" \
+    -out "$pg_dir/server.crt"
+} >"$work/openssl.log" 2>&1 \
+  || { log "openssl could not make the test certificates:"; cat "$work/openssl.log" >&2; exit 1; }
+export S3LOADER_TEST_PG_CA="$pg_dir/ca.crt" S3LOADER_TEST_PG_WRONG_CA="$pg_dir/wrong-ca.crt"
 chmod 600 "$pg_dir/server.key"
 [ "$(id -u)" = 0 ] && chown postgres "$pg_dir/server.key" "$pg_dir/server.crt"
 {
@@ -155,7 +169,7 @@ chmod 600 "$pg_dir/server.key"
 export S3LOADER_TEST_PG="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
 psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
   -c "CREATE ROLE s3l_password LOGIN PASSWORD 'right-password'" \
-  -c "CREATE ROLE s3l_tls_only LOGIN" >"$work/roles.log" 2>&1 \
+  -c "CREATE ROLE s3l_tls_only LOGIN SUPERUSER" >"$work/roles.log" 2>&1 \
   || { log "could not create the test roles:"; cat "$work/roles.log" >&2; exit 1; }
 
 wait_for PostgreSQL 30 "$pg_dir/server.log" "$pg_bin/pg_isready" -h 127.0.0.1 -p "$pg_port"

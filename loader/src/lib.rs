@@ -16,8 +16,8 @@
 //!   `format/tests.rs`); `format::netcdf`, the forecast times of a Met
 //!   Office netCDF file.
 //! * [`dest`]: the [`Destination`](dest::Destination) contract; SQLite and
-//!   PostgreSQL (`dest/sqlite.rs`, `dest/postgres.rs`), each with the ledger
-//!   that makes loads exactly-once; the `dynamodb` destination
+//!   PostgreSQL (`dest/sqlite.rs`, `dest/postgres.rs`, its TLS in
+//!   `dest/pg_tls.rs`), each with the ledger that makes loads exactly-once; the `dynamodb` destination
 //!   (`dest/dynamodb.rs`), which indexes netCDF files.
 //! * `forecast_index`: the DynamoDB forecast index: item schema, writing,
 //!   querying, table creation (the `dynamodb` destination writes through

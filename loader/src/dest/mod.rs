@@ -27,6 +27,8 @@
 #[cfg(feature = "netcdf")]
 mod dynamodb;
 #[cfg(feature = "postgres")]
+mod pg_tls;
+#[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;

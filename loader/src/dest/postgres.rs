@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::SinkExt;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, OnceCell};
-use tokio_postgres::{Client, GenericClient, NoTls};
+use tokio_postgres::{Client, GenericClient};
 
 use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
@@ -29,12 +29,25 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// Files read ahead of the one being copied.
 const READ_AHEAD: usize = 2;
 
-#[derive(Debug)]
 pub struct Postgres {
     name: String,
     config: tokio_postgres::Config,
+    /// Used as `config`'s sslmode says (see [`super::pg_tls`]).
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    sslmode: super::pg_tls::Mode,
     connect_timeout: Duration,
     ledger_ready: OnceCell<()>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds the password: never print it.
+        f.debug_struct("Postgres")
+            .field("name", &self.name)
+            .field("hosts", &self.config.get_hosts())
+            .field("sslmode", &self.sslmode)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the parsing thread sends to the COPY.
@@ -47,15 +60,12 @@ enum Msg {
 
 impl Postgres {
     pub fn new(name: &str, url: String, connect_timeout_secs: u64) -> Result<Self> {
-        let config = url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| Error::Config {
-                field: format!("destinations.{name}.url"),
-                message: format!("not a PostgreSQL connection string: {e}"),
-            })?;
+        let prepared = super::pg_tls::prepare(&format!("destinations.{name}.url"), &url)?;
         Ok(Self {
             name: name.to_owned(),
-            config,
+            config: prepared.config,
+            tls: prepared.tls,
+            sslmode: prepared.mode,
             connect_timeout: Duration::from_secs(connect_timeout_secs),
             ledger_ready: OnceCell::new(),
         })
@@ -90,7 +100,7 @@ impl Postgres {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let connecting = self.config.connect(NoTls);
+        let connecting = self.config.connect(self.tls.clone());
         let (client, connection) =
             match tokio::time::timeout(self.connect_timeout, connecting).await {
                 Ok(Ok(pair)) => pair,
