@@ -762,3 +762,108 @@ on_both_setups!(
     the_ledger_decides_before_failed,
     a_poison_file_fails_alone
 );
+
+// --- secrets read at run time --------------------------------------------------
+
+/// A Secrets Manager client on moto (as the product builds its own, from
+/// the standard endpoint settings services.sh exports).
+async fn secrets() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&aws_config_for(&service("S3LOADER_TEST_MOTO")).await)
+}
+
+/// An RDS-style secret for `role` with `password` on the test cluster.
+fn rds_secret(role: &str, password: &str, dbname: &str) -> String {
+    let pg = service("S3LOADER_TEST_PG");
+    let port: u16 = pg
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    serde_json::json!({
+        "engine": "postgres", "host": "127.0.0.1", "port": port,
+        "username": role, "password": password, "dbname": dbname,
+    })
+    .to_string()
+}
+
+/// A role's login, in PostgreSQL and in its secret.
+struct Login<'a> {
+    pg: &'a tokio_postgres::Client,
+    sm: &'a aws_sdk_secretsmanager::Client,
+    secret: &'a str,
+    role: &'a str,
+    dbname: &'a str,
+}
+
+impl Login<'_> {
+    /// Rotation, as Secrets Manager's rotation function does it: the
+    /// password changes in the database and in the secret.
+    async fn set_password(&self, password: &str) {
+        let sql = format!("ALTER ROLE {} PASSWORD '{password}'", self.role);
+        self.pg.batch_execute(&sql).await.unwrap();
+        let value = rds_secret(self.role, password, self.dbname);
+        let put = self.sm.put_secret_value().secret_id(self.secret);
+        put.secret_string(value).send().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_costs_one_retry_not_a_batch() {
+    let (url, pg) = pg_with(ORDERS_DDL).await;
+    let dbname = url.split("dbname=").nth(1).unwrap().to_owned();
+    // A role whose password the server checks (scram, via s3l_scram).
+    let role = unique("s3l_rotated_");
+    pg.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN SUPERUSER IN ROLE s3l_scram"
+    ))
+    .await
+    .unwrap();
+    let sm = secrets().await;
+    let secret = unique("s3loader/pg-");
+    sm.create_secret().name(&secret).send().await.unwrap();
+    let login = Login {
+        pg: &pg,
+        sm: &sm,
+        secret: &secret,
+        role: &role,
+        dbname: &dbname,
+    };
+    login.set_password("first").await;
+    let (store, _dir) = local();
+    let store = arc(store);
+    let destination = format!("kind = \"postgres\"\nurl = \"secretsmanager:{secret}\"");
+    let sched = scheduler(config(&destination, ""), store.clone());
+    put(&*store, "incoming/orders/1.csv", csv(&[(1, "a")])).await;
+    let r = sched.tick().await.unwrap();
+    assert_eq!((r.loaded, r.destination_errors), (1, 0), "{r}");
+
+    login.set_password("second").await;
+    put(&*store, "incoming/orders/2.csv", csv(&[(2, "b")])).await;
+    let r = sched.tick().await.unwrap();
+    assert_eq!(
+        (r.loaded, r.retried, r.destination_errors),
+        (1, 0, 0),
+        "the same worker reads the secret again and loads: {r}"
+    );
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_is_an_outage_naming_it() {
+    let (store, _dir) = local();
+    let store = arc(store);
+    let secret = unique("s3loader/absent-");
+    let destination = format!("kind = \"postgres\"\nurl = \"secretsmanager:{secret}\"");
+    let sched = scheduler(config(&destination, "max_attempts = 1"), store.clone());
+    put(&*store, "incoming/orders/1.csv", csv(&[(1, "a")])).await;
+    for _ in 0..2 {
+        let r = sched.tick().await.unwrap();
+        assert_eq!((r.failed, r.destination_errors), (0, 1), "{r}");
+        let why = &r.unavailable["wh"];
+        assert!(
+            why.contains(&secret) && why.contains("ResourceNotFoundException"),
+            "{why}"
+        );
+    }
+    assert_eq!(keys(&*store, "incoming/").await.len(), 1);
+}

@@ -159,6 +159,7 @@ chmod 600 "$pg_dir/server.key"
 [ "$(id -u)" = 0 ] && chown postgres "$pg_dir/server.key" "$pg_dir/server.crt"
 {
   echo "host      all s3l_password 127.0.0.1/32 scram-sha-256"
+  echo "host      all +s3l_scram   127.0.0.1/32 scram-sha-256"
   echo "hostnossl all s3l_tls_only 127.0.0.1/32 reject"
   echo "hostssl   all s3l_tls_only 127.0.0.1/32 trust"
   cat "$pg_dir/pg_hba.conf"
@@ -167,9 +168,13 @@ chmod 600 "$pg_dir/server.key"
   -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null \
   || { log "PostgreSQL did not start:"; cat "$pg_dir/server.log" >&2; exit 1; }
 export S3LOADER_TEST_PG="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
+# Secrets Manager is moto's: the PostgreSQL destination reads secrets
+# through the standard endpoint setting, as in AWS.
+export AWS_ENDPOINT_URL_SECRETS_MANAGER="$S3LOADER_TEST_MOTO"
 psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
   -c "CREATE ROLE s3l_password LOGIN PASSWORD 'right-password'" \
-  -c "CREATE ROLE s3l_tls_only LOGIN SUPERUSER" >"$work/roles.log" 2>&1 \
+  -c "CREATE ROLE s3l_tls_only LOGIN SUPERUSER" \
+  -c "CREATE ROLE s3l_scram NOLOGIN" >"$work/roles.log" 2>&1 \
   || { log "could not create the test roles:"; cat "$work/roles.log" >&2; exit 1; }
 
 wait_for PostgreSQL 30 "$pg_dir/server.log" "$pg_bin/pg_isready" -h 127.0.0.1 -p "$pg_port"

@@ -183,8 +183,9 @@ pub enum DestinationConfig {
     /// A SQLite database file, created if missing. Tables are created with
     /// TEXT columns named after the file's columns if they do not exist.
     Sqlite { path: String },
-    /// PostgreSQL. `url` is a reference (`env:NAME`) or a URL without a
-    /// password. Tables must exist.
+    /// PostgreSQL. `url` is a reference (`env:NAME`, or
+    /// `secretsmanager:<name or ARN>` for an RDS-style secret read at run
+    /// time) or a URL without a password. Tables must exist.
     Postgres {
         url: String,
         #[serde(default = "defaults::connect_timeout")]
@@ -505,6 +506,15 @@ impl DestinationConfig {
             let field = format!("destinations.{name}.url");
             if url.strip_prefix("env:").is_some_and(str::is_empty) {
                 return Err(Error::config(field, "env: needs a variable name"));
+            }
+            if url
+                .strip_prefix("secretsmanager:")
+                .is_some_and(|id| id.split('?').next().unwrap_or("").is_empty())
+            {
+                return Err(Error::config(
+                    field,
+                    "secretsmanager: needs a secret's name or ARN",
+                ));
             }
             if !url.starts_with("env:") && url_has_password(url) {
                 return Err(Error::config(

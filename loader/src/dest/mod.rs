@@ -27,6 +27,8 @@
 #[cfg(feature = "netcdf")]
 mod dynamodb;
 #[cfg(feature = "postgres")]
+mod pg_secret;
+#[cfg(feature = "postgres")]
 mod pg_tls;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -101,7 +103,12 @@ pub fn build(
         } => {
             let field = format!("destinations.{name}.url");
             let url = crate::config::Config::resolve_secret(&field, url)?;
-            Ok(Arc::new(Postgres::new(name, url, *connect_timeout_secs)?))
+            Ok(Arc::new(Postgres::new(
+                name,
+                url,
+                *connect_timeout_secs,
+                shared,
+            )?))
         }
         #[allow(unreachable_patterns)] // when every kind is built in
         other => Err(crate::error::Error::config(

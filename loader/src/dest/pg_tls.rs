@@ -68,11 +68,22 @@ pub struct Prepared {
 pub fn prepare(field: &str, url: &str) -> Result<Prepared> {
     let (rest, sslmode) = take_param(url, "sslmode");
     let (rest, rootcert) = take_param(&rest, "sslrootcert");
-    let mut config = rest
+    let config = rest
         .parse::<tokio_postgres::Config>()
         .map_err(|e| Error::config(field, format!("not a PostgreSQL connection string: {e}")))?;
+    secure(field, config, sslmode.as_deref(), rootcert.as_deref())
+}
+
+/// The TLS connector for `config`, as `sslmode` and `sslrootcert` ask
+/// (defaults in the module docs).
+pub fn secure(
+    field: &str,
+    mut config: tokio_postgres::Config,
+    sslmode: Option<&str>,
+    rootcert: Option<&str>,
+) -> Result<Prepared> {
     let mode = match sslmode {
-        Some(v) => Mode::parse(field, &v)?,
+        Some(v) => Mode::parse(field, v)?,
         None if is_local(&config) => Mode::Prefer,
         None => Mode::VerifyFull,
     };
@@ -87,7 +98,7 @@ pub fn prepare(field: &str, url: &str) -> Result<Prepared> {
         .map_err(|e| Error::config(field, format!("TLS setup: {e}")))?;
     let client = if mode == Mode::VerifyFull {
         builder
-            .with_root_certificates(roots(field, rootcert.as_deref())?)
+            .with_root_certificates(roots(field, rootcert)?)
             .with_no_client_auth()
     } else {
         builder

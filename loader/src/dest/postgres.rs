@@ -18,6 +18,8 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, OnceCell};
 use tokio_postgres::{Client, GenericClient};
 
+use super::pg_secret::SecretRef;
+use super::pg_tls::Prepared;
 use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
@@ -31,10 +33,11 @@ const READ_AHEAD: usize = 2;
 
 pub struct Postgres {
     name: String,
-    config: tokio_postgres::Config,
-    /// Used as `config`'s sslmode says (see [`super::pg_tls`]).
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-    sslmode: super::pg_tls::Mode,
+    /// Where the connection comes from.
+    source: Source,
+    /// The connection as last prepared (from the URL once, or from the
+    /// secret as last read).
+    prepared: tokio::sync::Mutex<Option<Arc<Prepared>>>,
     connect_timeout: Duration,
     ledger_ready: OnceCell<()>,
 }
@@ -44,10 +47,22 @@ impl std::fmt::Debug for Postgres {
         // The config holds the password: never print it.
         f.debug_struct("Postgres")
             .field("name", &self.name)
-            .field("hosts", &self.config.get_hosts())
-            .field("sslmode", &self.sslmode)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
+}
+
+/// Where a destination's connection comes from.
+#[derive(Debug)]
+enum Source {
+    /// The URL in the config (or its `env:` variable), prepared once.
+    Url,
+    /// A Secrets Manager secret, read at first connect and again after an
+    /// authentication failure.
+    Secret {
+        secret: SecretRef,
+        client: OnceCell<aws_sdk_secretsmanager::Client>,
+    },
 }
 
 /// What the parsing thread sends to the COPY.
@@ -59,13 +74,37 @@ enum Msg {
 }
 
 impl Postgres {
-    pub fn new(name: &str, url: String, connect_timeout_secs: u64) -> Result<Self> {
-        let prepared = super::pg_tls::prepare(&format!("destinations.{name}.url"), &url)?;
+    /// `url` is a connection string, or `secretsmanager:<id>` (see
+    /// [`super::pg_secret`]; its client from `shared` when given).
+    pub fn new(
+        name: &str,
+        url: String,
+        connect_timeout_secs: u64,
+        shared: Option<&aws_config::SdkConfig>,
+    ) -> Result<Self> {
+        let field = format!("destinations.{name}.url");
+        let (source, prepared) = match SecretRef::parse(&url) {
+            Some(secret) => (
+                Source::Secret {
+                    secret,
+                    client: match shared {
+                        Some(shared) => {
+                            OnceCell::new_with(Some(aws_sdk_secretsmanager::Client::new(shared)))
+                        }
+                        None => OnceCell::new(),
+                    },
+                },
+                None,
+            ),
+            None => (
+                Source::Url,
+                Some(Arc::new(super::pg_tls::prepare(&field, &url)?)),
+            ),
+        };
         Ok(Self {
             name: name.to_owned(),
-            config: prepared.config,
-            tls: prepared.tls,
-            sslmode: prepared.mode,
+            source,
+            prepared: tokio::sync::Mutex::new(prepared),
             connect_timeout: Duration::from_secs(connect_timeout_secs),
             ledger_ready: OnceCell::new(),
         })
@@ -99,8 +138,47 @@ impl Postgres {
         }
     }
 
+    /// The connection to use: as prepared, or read from the secret when it
+    /// has not been read yet or `fresh` asks for it again.
+    async fn prepared(&self, fresh: bool) -> Result<Arc<Prepared>> {
+        let mut slot = self.prepared.lock().await;
+        if let (Some(p), false) = (slot.as_ref(), fresh) {
+            return Ok(p.clone());
+        }
+        let Source::Secret { secret, client } = &self.source else {
+            return Ok(slot.clone().expect("a URL is prepared in new"));
+        };
+        let client = client
+            .get_or_init(|| async {
+                let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                aws_sdk_secretsmanager::Client::new(&shared)
+            })
+            .await;
+        let field = format!("destinations.{}.url", self.name);
+        let p = Arc::new(super::pg_secret::read(client, &self.name, &field, secret).await?);
+        *slot = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Connects; with a secret, an authentication failure reads the secret
+    /// again, once, and tries once more: a rotation costs one retry.
     async fn connect(&self) -> Result<Client> {
-        let connecting = self.config.connect(self.tls.clone());
+        let first = self.prepared(false).await?;
+        match self.connect_with(&first).await {
+            Err(Error::Destination {
+                code: Some(code), ..
+            }) if code.starts_with("28") && matches!(self.source, Source::Secret { .. }) => {
+                tracing::info!(destination = %self.name, %code, "authentication failed; reading the secret again");
+                let fresh = self.prepared(true).await?;
+                self.connect_with(&fresh).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_with(&self, prepared: &Prepared) -> Result<Client> {
+        tracing::debug!(destination = %self.name, sslmode = ?prepared.mode, "connecting");
+        let connecting = prepared.config.connect(prepared.tls.clone());
         let (client, connection) =
             match tokio::time::timeout(self.connect_timeout, connecting).await {
                 Ok(Ok(pair)) => pair,
