@@ -36,9 +36,12 @@ enum Warehouse {
 }
 
 impl Warehouse {
+    /// PostgreSQL in plaintext (`sslmode=disable`: the test cluster offers
+    /// TLS, which the loopback default, `prefer`, would take).
     async fn postgres() -> Self {
-        let url = pg_database().await;
-        let client = pg_connect(&url).await;
+        let admin = pg_database().await;
+        let client = pg_connect(&admin).await;
+        let url = format!("{admin} sslmode=disable");
         Warehouse::Postgres { url, client }
     }
 
