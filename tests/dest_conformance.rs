@@ -139,6 +139,7 @@ async fn batch(store: &dyn ObjectStore, table: &str, files: &[(&str, String)]) -
         table: table.into(),
         files: tasks,
         check_only: false,
+        deadline: None,
     }
 }
 

@@ -272,6 +272,7 @@ async fn a_file_over_the_size_limit_fails_before_it_is_read() {
             processed_key: config.source.processed_key("incoming/big.nc"),
         }],
         check_only: false,
+        deadline: None,
     };
     let out = dest.load(&batch, store).await;
     match &out.files[0].outcome {

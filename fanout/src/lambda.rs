@@ -206,6 +206,7 @@ mod tests {
                 })
                 .collect(),
             check_only: false,
+            deadline: None,
         }
     }
 

@@ -200,6 +200,42 @@ pub enum DestinationConfig {
         #[serde(default = "defaults::netcdf_max_bytes")]
         max_file_bytes: u64,
     },
+    /// Amazon Redshift through the Data API: Redshift reads the files from
+    /// S3 itself (one manifest COPY per table per tick). Tables must exist.
+    Redshift(RedshiftConfig),
+}
+
+/// Where a Redshift destination is and how it reads the bucket.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedshiftConfig {
+    /// A provisioned cluster's identifier (with `secret_arn` or `db_user`)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// …or a Redshift Serverless workgroup (with or without `secret_arn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workgroup: Option<String>,
+    pub database: String,
+    /// The Secrets Manager secret the Data API logs in with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+    /// A provisioned cluster's database user (temporary credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_user: Option<String>,
+    /// The role Redshift assumes to read `incoming/` and the manifests.
+    pub iam_role: String,
+    /// Where manifests are written, in the source bucket.
+    #[serde(default = "defaults::manifests")]
+    pub manifests: String,
+    /// COPY's MAXERROR: rows a file may reject before the COPY fails.
+    #[serde(default)]
+    pub max_errors: u32,
+    /// For JSON Lines routes: an `s3://` jsonpaths file; `auto` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jsonpaths: Option<String>,
+    /// How long to wait for a COPY when the batch carries no deadline.
+    #[serde(default = "defaults::redshift_wait")]
+    pub wait_secs: u64,
 }
 
 impl DestinationConfig {
@@ -209,7 +245,15 @@ impl DestinationConfig {
             DestinationConfig::Sqlite { .. } => "sqlite",
             DestinationConfig::Postgres { .. } => "postgres",
             DestinationConfig::Dynamodb { .. } => "dynamodb",
+            DestinationConfig::Redshift(_) => "redshift",
         }
+    }
+
+    /// Whether a tick sends all of a table's files in one batch, however
+    /// many (Redshift: COPYs into one table run one after another, so one
+    /// COPY of many files beats many COPYs of few).
+    pub fn one_batch_per_table(&self) -> bool {
+        matches!(self, DestinationConfig::Redshift(_))
     }
 
     /// The cargo feature that builds this kind in.
@@ -337,6 +381,12 @@ mod defaults {
     pub fn connect_timeout() -> u64 {
         10
     }
+    pub fn manifests() -> String {
+        "manifests/".into()
+    }
+    pub fn redshift_wait() -> u64 {
+        45
+    }
 }
 
 impl Config {
@@ -385,6 +435,9 @@ impl Config {
         self.limits.validate()?;
         for (name, dest) in &self.destinations {
             dest.validate(name)?;
+            if let DestinationConfig::Redshift(r) = dest {
+                self.source.separate(&format!("destinations.{name}.manifests"), &r.manifests)?;
+            }
         }
         if self.routes.is_empty() {
             return Err(Error::config("route", "at least one [[route]] is needed"));
@@ -415,6 +468,19 @@ fn at_least_one(fields: &[(&str, u64)]) -> Result<()> {
 }
 
 impl SourceConfig {
+    /// `prefix` (another prefix in the bucket) overlaps none of the queue's.
+    fn separate(&self, field: &str, prefix: &str) -> Result<()> {
+        for p in [&self.incoming, &self.processed, &self.failed, &self.errors, &self.state] {
+            if p.starts_with(prefix) || prefix.starts_with(p.as_str()) {
+                return Err(Error::config(
+                    field,
+                    format!("{prefix:?} overlaps the source prefix {p:?}; each must be separate"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
         let prefixes = [
             ("source.incoming", &self.incoming),
@@ -502,6 +568,9 @@ impl Limits {
 
 impl DestinationConfig {
     fn validate(&self, name: &str) -> Result<()> {
+        if let DestinationConfig::Redshift(r) = self {
+            return r.validate(name);
+        }
         if let DestinationConfig::Postgres { url, .. } = self {
             let field = format!("destinations.{name}.url");
             if url.strip_prefix("env:").is_some_and(str::is_empty) {
@@ -524,6 +593,68 @@ impl DestinationConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl RedshiftConfig {
+    fn validate(&self, name: &str) -> Result<()> {
+        let field = |f: &str| format!("destinations.{name}.{f}");
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        match (given(&self.cluster_id), given(&self.workgroup)) {
+            (true, true) | (false, false) => {
+                return Err(Error::config(
+                    field("cluster_id"),
+                    "give exactly one of cluster_id (provisioned) and workgroup (Serverless)",
+                ))
+            }
+            (true, false) if given(&self.secret_arn) == given(&self.db_user) => {
+                return Err(Error::config(
+                    field("secret_arn"),
+                    "a provisioned cluster needs exactly one of secret_arn and db_user",
+                ))
+            }
+            (false, true) if self.db_user.is_some() => {
+                return Err(Error::config(
+                    field("db_user"),
+                    "Redshift Serverless logs in with secret_arn or the caller's IAM identity, not db_user",
+                ))
+            }
+            _ => {}
+        }
+        if self.database.is_empty() {
+            return Err(Error::config(field("database"), "must not be empty"));
+        }
+        // These go into COPY as string literals: refuse what a literal
+        // would have to escape, rather than trust an escape.
+        let plain = |s: &str| !s.chars().any(|c| matches!(c, '\'' | '\\') || c.is_control());
+        if !self.iam_role.starts_with("arn:") || !plain(&self.iam_role) {
+            return Err(Error::config(
+                field("iam_role"),
+                format!("{:?} is not a role ARN", self.iam_role),
+            ));
+        }
+        if let Some(j) = &self.jsonpaths {
+            if !j.starts_with("s3://") || !plain(j) {
+                return Err(Error::config(
+                    field("jsonpaths"),
+                    format!("{j:?} is not an s3:// URI"),
+                ));
+            }
+        }
+        let m = &self.manifests;
+        if !m.ends_with('/')
+            || m.starts_with('/')
+            || m.len() < 2
+            || !m
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'))
+        {
+            return Err(Error::config(
+                field("manifests"),
+                format!("{m:?} must be a prefix like \"manifests/\" (letters, digits, / _ - .)"),
+            ));
+        }
+        at_least_one(&[(&field("wait_secs"), self.wait_secs)])
     }
 }
 
@@ -576,6 +707,18 @@ impl RouteConfig {
             return Err(Error::config(
                 field("csv"),
                 "delimiter and quote must be two different ASCII characters",
+            ));
+        }
+        if matches!(dest, DestinationConfig::Redshift(_))
+            && [csv.delimiter, csv.quote]
+                .into_iter()
+                .chain(csv.null.chars())
+                .any(|c| matches!(c, '\'' | '\\') || c.is_control() && c != '\t')
+        {
+            // They become COPY string literals.
+            return Err(Error::config(
+                field("csv"),
+                "for a redshift destination, delimiter, quote and null cannot hold ' or \\ or control characters (but tab)",
             ));
         }
         if self.format == Format::Csv && !csv.header && self.columns.is_none() {

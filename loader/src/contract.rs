@@ -21,6 +21,11 @@ pub struct Batch {
     /// outcome it cannot be sure of (a lost answer, a timeout).
     #[serde(default)]
     pub check_only: bool,
+    /// The tick's deadline: a destination that waits on the warehouse
+    /// (Redshift's Data API) stops waiting then, leaving the statement to
+    /// finish on its own and the next tick to find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One object to load, pinned to the version that was listed.
@@ -187,6 +192,7 @@ mod tests {
             table: "t".into(),
             files: vec![file("a"), file("b")],
             check_only: false,
+            deadline: None,
         }
     }
 

@@ -75,12 +75,18 @@ impl SourceConfig {
 /// FNV-1a hash of the ETag, so any store's ETag format gives the same
 /// length and alphabet.
 pub fn version_tag(etag: &str) -> String {
+    format!("{:016x}", fnv1a(etag.trim_matches('"').as_bytes()))[..TAG].to_owned()
+}
+
+/// FNV-1a, 64 bits: a stable name for some bytes (not a defence against
+/// an adversary; names that must not collide carry a unique part too).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in etag.trim_matches('"').bytes() {
-        h ^= u64::from(b);
+    for b in bytes {
+        h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{h:016x}")[..TAG].to_owned()
+    h
 }
 
 /// Splits the last segment of `key` into (folder + stem, extensions): the

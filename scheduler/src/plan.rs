@@ -17,7 +17,10 @@ pub struct Plan {
 /// `batch_max_files` files and `batch_max_bytes` bytes (a single larger
 /// file gets a batch of its own). A file for which `alone` holds (it was in
 /// a batch whose worker died) gets a batch of its own too, so a poison file
-/// can only take itself down.
+/// can only take itself down. A destination for which `whole` holds
+/// (Redshift, where COPYs into one table run one after another, so one
+/// large COPY beats several small ones) gets one batch per table, uncut.
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     files: Vec<ObjectMeta>,
     router: &Router,
@@ -25,6 +28,7 @@ pub fn plan(
     tick: &TickConfig,
     tick_id: &str,
     alone: &dyn Fn(&ObjectMeta) -> bool,
+    whole: &dyn Fn(&str) -> bool,
 ) -> Plan {
     let mut groups: Vec<((String, String, usize), Vec<FileTask>)> = Vec::new();
     let mut unrouted = Vec::new();
@@ -50,11 +54,13 @@ pub fn plan(
     }
     let mut batches = Vec::new();
     for ((destination, table, _), tasks) in groups {
+        let uncut = whole(&destination);
         let mut current: Vec<FileTask> = Vec::new();
         let mut bytes = 0;
         for task in tasks {
-            let full = current.len() >= tick.batch_max_files
-                || (!current.is_empty() && bytes + task.size > tick.batch_max_bytes);
+            let full = !uncut
+                && (current.len() >= tick.batch_max_files
+                    || (!current.is_empty() && bytes + task.size > tick.batch_max_bytes));
             if full {
                 batches.push(batch(
                     tick_id,
@@ -82,6 +88,7 @@ fn batch(tick_id: &str, n: usize, destination: &str, table: &str, files: Vec<Fil
         table: table.to_owned(),
         files,
         check_only: false,
+        deadline: None,
     }
 }
 
@@ -129,19 +136,36 @@ mod tests {
             meta("incoming/a/4", 1),
         ];
         let alone = |m: &ObjectMeta| m.key.ends_with("suspect");
-        let plan = plan(files, &router, &config.source, &tick, "t", &alone);
-        let shape: Vec<(String, Vec<String>)> = plan
-            .batches
-            .iter()
-            .map(|b| {
-                (
-                    b.table.clone(),
-                    b.files.iter().map(|f| f.key.clone()).collect(),
-                )
-            })
-            .collect();
+        let shape = |whole: &dyn Fn(&str) -> bool| -> Vec<(String, Vec<String>)> {
+            plan(files.clone(), &router, &config.source, &tick, "t", &alone, whole)
+                .batches
+                .iter()
+                .map(|b| {
+                    (
+                        b.table.clone(),
+                        b.files.iter().map(|f| f.key.clone()).collect(),
+                    )
+                })
+                .collect()
+        };
+        // Uncut (Redshift): one batch per table, whatever the limits; a
+        // suspect still goes alone.
         assert_eq!(
-            shape,
+            shape(&|_| true),
+            vec![
+                (
+                    "a".into(),
+                    ["1", "2", "3", "4"].map(|n| format!("incoming/a/{n}")).into()
+                ),
+                (
+                    "b".into(),
+                    ["1", "big", "2"].map(|n| format!("incoming/b/{n}")).into()
+                ),
+                ("a".into(), vec!["incoming/a/suspect".into()]),
+            ]
+        );
+        assert_eq!(
+            shape(&|_| false),
             vec![
                 (
                     "a".into(),
@@ -157,6 +181,7 @@ mod tests {
                 ("a".into(), vec!["incoming/a/suspect".into()]),
             ]
         );
+        let plan = plan(files, &router, &config.source, &tick, "t", &alone, &|_| false);
         assert_eq!(plan.batches[0].files[0].processed_key, "processed/a/1");
         assert_eq!(plan.unrouted.len(), 1);
         let ids: std::collections::HashSet<_> = plan.batches.iter().map(|b| &b.id).collect();

@@ -233,7 +233,13 @@ impl Scheduler {
             .map(|m| (m.key.clone(), m.clone()))
             .collect();
         let alone = |m: &ObjectMeta| attempts.current(&m.key, &m.etag).is_some_and(|a| a.suspect);
-        let plan = plan(selected, &self.router, src, tick, &report.tick_id, &alone);
+        let whole = |d: &str| {
+            self.config
+                .destinations
+                .get(d)
+                .is_some_and(|d| d.one_batch_per_table())
+        };
+        let plan = plan(selected, &self.router, src, tick, &report.tick_id, &alone, &whole);
         report.batches = plan.batches.len() as u64;
 
         let decided: Vec<(ObjectMeta, Disposition)> = plan
@@ -275,7 +281,13 @@ impl Scheduler {
                     dispatched += usize::from(go);
                     futures::future::ready(go)
                 })
-                .map(|batch| async move {
+                .map(|mut batch| async move {
+                    // The deadline as wall-clock time: it travels to the
+                    // worker, which may be another process.
+                    batch.deadline = Some(
+                        chrono::Utc::now()
+                            + deadline.saturating_duration_since(Instant::now()),
+                    );
                     let down = unavailable
                         .lock()
                         .expect("not poisoned")
@@ -493,6 +505,7 @@ impl Scheduler {
             table: origin.table.clone(),
             files: vec![task],
             check_only: true,
+            deadline: None,
         };
         let outcome = check.reconcile(self.fanout.dispatch(check.clone()).await);
         match outcome.files.into_iter().next().map(|f| f.outcome) {

@@ -19,8 +19,8 @@
 //! ledger; a new destination joins its `on_every_destination!` list.
 //!
 //! Each backend is behind its cargo feature (`postgres`, `sqlite`, `netcdf`
-//! for the DynamoDB forecast index); the helpers below serve the row
-//! loaders.
+//! for the DynamoDB forecast index, `redshift`); the helpers below serve
+//! the row loaders and Redshift's statements.
 
 #![cfg_attr(not(all(feature = "postgres", feature = "sqlite")), allow(dead_code))]
 
@@ -32,6 +32,8 @@ mod pg_secret;
 mod pg_tls;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redshift")]
+pub mod redshift;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -39,6 +41,8 @@ mod sqlite;
 pub use dynamodb::Dynamodb;
 #[cfg(feature = "postgres")]
 pub use postgres::Postgres;
+#[cfg(feature = "redshift")]
+pub use redshift::Redshift;
 #[cfg(feature = "sqlite")]
 pub use sqlite::Sqlite;
 
@@ -76,7 +80,12 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
 /// otherwise they are built on first use from the standard settings. A
 /// kind whose cargo feature is off is a config error naming the feature.
 #[cfg_attr(
-    not(all(feature = "postgres", feature = "sqlite", feature = "netcdf")),
+    not(all(
+        feature = "postgres",
+        feature = "sqlite",
+        feature = "netcdf",
+        feature = "redshift"
+    )),
     allow(unused_variables)
 )]
 pub fn build(
@@ -110,6 +119,8 @@ pub fn build(
                 shared,
             )?))
         }
+        #[cfg(feature = "redshift")]
+        DestinationConfig::Redshift(r) => Ok(Arc::new(Redshift::new(name, r, source, shared))),
         #[allow(unreachable_patterns)] // when every kind is built in
         other => Err(crate::error::Error::config(
             format!("destinations.{name}.kind"),
