@@ -1,8 +1,9 @@
 //! The destination contract (`loader::dest`), one test function per rule,
-//! run on every destination that keeps a ledger: SQLite, PostgreSQL, and
-//! PostgreSQL over verified TLS (Redshift joins when it lands). Each calls `Destination::load` directly,
-//! with batches built by hand, so the rule is the destination's own and not
-//! the scheduler's.
+//! run on every destination that keeps a ledger: SQLite, PostgreSQL,
+//! PostgreSQL over verified TLS, and Redshift (through the Data API
+//! stand-in, which runs the statements on PostgreSQL and COPYs from
+//! SeaweedFS). Each calls `Destination::load` directly, with batches built
+//! by hand, so the rule is the destination's own and not the scheduler's.
 //!
 //! The rules:
 //! * a file whose `(key, ETag)` is in the ledger is `AlreadyLoaded`, its
@@ -33,6 +34,12 @@ enum Warehouse {
         path: PathBuf,
         _dir: tempfile::TempDir,
     },
+    /// Through the Data API stand-in, on a PostgreSQL database of its own.
+    Redshift {
+        cluster: String,
+        database: String,
+        client: tokio_postgres::Client,
+    },
 }
 
 impl Warehouse {
@@ -59,6 +66,23 @@ impl Warehouse {
         Warehouse::Postgres { url, client }
     }
 
+    async fn redshift() -> Self {
+        let admin = pg_database().await;
+        Warehouse::Redshift {
+            cluster: unique("cluster-"),
+            database: pg_dbname(&admin),
+            client: pg_connect(&admin).await,
+        }
+    }
+
+    /// Where the files are: Redshift reads them from S3 itself.
+    async fn store(&self) -> (Arc<dyn ObjectStore>, Option<tempfile::TempDir>) {
+        match self {
+            Warehouse::Redshift { .. } => open_store("seaweedfs").await,
+            _ => open_store("local_dir").await,
+        }
+    }
+
     fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Warehouse::Sqlite {
@@ -72,6 +96,9 @@ impl Warehouse {
         match self {
             Warehouse::Postgres { url, .. } => pg_destination(url),
             Warehouse::Sqlite { path, .. } => sqlite_destination(path),
+            Warehouse::Redshift {
+                cluster, database, ..
+            } => redshift_destination(cluster, database),
         }
     }
 
@@ -88,6 +115,10 @@ impl Warehouse {
                 std::fs::create_dir_all(&dir).unwrap();
                 sqlite_destination(&dir)
             }
+            // The cluster answers, the database is not there.
+            Warehouse::Redshift { cluster, .. } => {
+                redshift_destination(cluster, "no_such_database")
+            }
         }
     }
 
@@ -98,7 +129,9 @@ impl Warehouse {
 
     async fn execute(&self, sql: &str) {
         match self {
-            Warehouse::Postgres { client, .. } => client.batch_execute(sql).await.unwrap(),
+            Warehouse::Postgres { client, .. } | Warehouse::Redshift { client, .. } => {
+                client.batch_execute(sql).await.unwrap()
+            }
             Warehouse::Sqlite { path, .. } => {
                 rusqlite::Connection::open(path)
                     .unwrap()
@@ -110,7 +143,9 @@ impl Warehouse {
 
     async fn count(&self, sql: &str) -> i64 {
         match self {
-            Warehouse::Postgres { client, .. } => pg_count(client, sql).await,
+            Warehouse::Postgres { client, .. } | Warehouse::Redshift { client, .. } => {
+                pg_count(client, sql).await
+            }
             Warehouse::Sqlite { path, .. } => rusqlite::Connection::open(path)
                 .unwrap()
                 .query_row(sql, [], |r| r.get(0))
@@ -187,11 +222,11 @@ fn assert_outage(o: &BatchOutcome) {
 }
 
 async fn a_ledger_hit_is_already_loaded(wh: Warehouse) {
-    let (store, _dir) = local();
+    let (store, _dir) = wh.store().await;
     wh.execute(ORDERS_DDL).await;
     let dest = wh.destination();
-    let first = batch(&store, "orders", &[("a.csv", orders(0..2))]).await;
-    let out = dest.load(&first, arc(store.clone())).await;
+    let first = batch(&*store, "orders", &[("a.csv", orders(0..2))]).await;
+    let out = dest.load(&first, store.clone()).await;
     assert_eq!(
         outcomes(&out),
         [&Outcome::Loaded {
@@ -199,7 +234,7 @@ async fn a_ledger_hit_is_already_loaded(wh: Warehouse) {
             bytes: first.files[0].size
         }]
     );
-    let never = batch(&store, "orders", &[("b.csv", orders(2..3))]).await;
+    let never = batch(&*store, "orders", &[("b.csv", orders(2..3))]).await;
     let asked = [first.files[0].clone(), never.files[0].clone()];
     assert_eq!(dest.loaded(&asked).await.unwrap(), [true, false]);
 
@@ -208,17 +243,17 @@ async fn a_ledger_hit_is_already_loaded(wh: Warehouse) {
         id: unique("batch-"),
         ..first.clone()
     };
-    let out = wh.destination().load(&again, arc(store.clone())).await;
+    let out = wh.destination().load(&again, store.clone()).await;
     assert_eq!(outcomes(&out), [&Outcome::AlreadyLoaded]);
     assert_eq!(wh.count("SELECT count(*) FROM orders").await, 2);
     assert_eq!(wh.count("SELECT count(*) FROM s3loader_ledger").await, 1);
 }
 
 async fn a_bad_file_fails_alone(wh: Warehouse) {
-    let (store, _dir) = local();
+    let (store, _dir) = wh.store().await;
     wh.execute(ORDERS_DDL).await;
     let b = batch(
-        &store,
+        &*store,
         "orders",
         &[
             ("good-1.csv", orders(0..3)),
@@ -232,7 +267,7 @@ async fn a_bad_file_fails_alone(wh: Warehouse) {
         ],
     )
     .await;
-    let out = wh.destination().load(&b, arc(store.clone())).await;
+    let out = wh.destination().load(&b, store.clone()).await;
     let o = outcomes(&out);
     assert!(is_loaded(o[0]) && is_loaded(o[3]), "{o:?}");
     for bad in [o[1], o[2]] {
@@ -253,30 +288,31 @@ async fn a_bad_file_fails_alone(wh: Warehouse) {
 }
 
 async fn concurrent_loads_of_one_batch_load_each_file_once(wh: Warehouse) {
-    let (store, _dir) = local();
+    let (store, _dir) = wh.store().await;
     wh.execute(ORDERS_DDL).await;
     let files: Vec<(String, String)> = (0..20)
         .map(|i| (format!("orders/{i}.csv"), orders(i..i + 1)))
         .collect();
     let named: Vec<(&str, String)> = files.iter().map(|(k, b)| (k.as_str(), b.clone())).collect();
-    let b = batch(&store, "orders", &named).await;
+    let b = batch(&*store, "orders", &named).await;
     // No scheduler and no lease: two workers get the same batch at once.
     let (d1, d2) = (wh.destination(), wh.destination());
-    let (o1, o2) = tokio::join!(
-        d1.load(&b, arc(store.clone())),
-        d2.load(&b, arc(store.clone()))
-    );
+    let (o1, o2) = tokio::join!(d1.load(&b, store.clone()), d2.load(&b, store.clone()));
     assert_eq!(
         count_of(&o1, is_loaded) + count_of(&o2, is_loaded),
         20,
         "{o1:?} {o2:?}"
     );
-    assert_eq!(count_of(&o1, is_already) + count_of(&o2, is_already), 20);
+    assert_eq!(
+        count_of(&o1, is_already) + count_of(&o2, is_already),
+        20,
+        "{o1:?} {o2:?}"
+    );
     assert_eq!(wh.count("SELECT count(*) FROM orders").await, 20);
 }
 
 async fn a_failed_commit_undoes_what_it_marked_loaded(wh: Warehouse) {
-    let (store, _dir) = local();
+    let (store, _dir) = wh.store().await;
     // Checked at COMMIT, not at the insert: the rows go in, the commit fails.
     wh.execute(
         "CREATE TABLE parents (name text PRIMARY KEY);
@@ -285,7 +321,7 @@ async fn a_failed_commit_undoes_what_it_marked_loaded(wh: Warehouse) {
     )
     .await;
     let b = batch(
-        &store,
+        &*store,
         "children",
         &[
             ("has-parent.csv", "id,parent\n1,p\n".into()),
@@ -293,7 +329,7 @@ async fn a_failed_commit_undoes_what_it_marked_loaded(wh: Warehouse) {
         ],
     )
     .await;
-    let out = wh.destination().load(&b, arc(store.clone())).await;
+    let out = wh.destination().load(&b, store.clone()).await;
     for f in &out.files {
         match &f.outcome {
             Outcome::Failed {
@@ -309,14 +345,14 @@ async fn a_failed_commit_undoes_what_it_marked_loaded(wh: Warehouse) {
 }
 
 async fn an_outage_fails_every_file_retryably_and_blames_none(wh: Warehouse) {
-    let (store, _dir) = local();
+    let (store, _dir) = wh.store().await;
     let b = batch(
-        &store,
+        &*store,
         "orders",
         &[("a.csv", orders(0..2)), ("b.csv", orders(2..4))],
     )
     .await;
-    let out = build(&wh.down()).load(&b, arc(store.clone())).await;
+    let out = build(&wh.down()).load(&b, store.clone()).await;
     assert_outage(&out);
     assert!(build(&wh.down()).loaded(&b.files).await.is_err());
 }
@@ -343,18 +379,28 @@ macro_rules! on_every_destination {
         rules_on!(postgres, Warehouse::postgres().await, $rules);
         rules_on!(postgres_tls, Warehouse::postgres_tls().await, $rules);
         rules_on!(sqlite, Warehouse::sqlite(), $rules);
+        rules_on!(redshift, Warehouse::redshift().await, $rules);
     };
 }
 
-/// PostgreSQL tables must exist: a missing one is an outage. (SQLite
-/// creates the tables it loads.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_missing_table_is_an_outage() {
-    let wh = Warehouse::postgres().await;
-    let (store, _dir) = local();
-    let b = batch(&store, "orders", &[("a.csv", orders(0..2))]).await;
-    assert_outage(&wh.destination().load(&b, arc(store.clone())).await);
+/// PostgreSQL and Redshift tables must exist: a missing one is an outage.
+/// (SQLite creates the tables it loads.)
+async fn a_missing_table_is_an_outage(wh: Warehouse) {
+    let (store, _dir) = wh.store().await;
+    let b = batch(&*store, "orders", &[("a.csv", orders(0..2))]).await;
+    assert_outage(&wh.destination().load(&b, store.clone()).await);
 }
+
+rules_on!(
+    postgres_only,
+    Warehouse::postgres().await,
+    [a_missing_table_is_an_outage]
+);
+rules_on!(
+    redshift_only,
+    Warehouse::redshift().await,
+    [a_missing_table_is_an_outage]
+);
 
 on_every_destination!([
     a_ledger_hit_is_already_loaded,

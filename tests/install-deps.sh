@@ -4,6 +4,7 @@
 #   SeaweedFS, moto server,  PyPI (pinned to the versions the tests ran on)
 #   cargo-lambda, ziglang    PyPI: Lambda invoke API locally; cross-linking
 #   cfn-lint                 PyPI: template checks
+#   psycopg2, zstandard      PyPI: the Redshift Data API stand-in
 #   checkov                  PyPI, in its own venv (its pins fight moto's)
 #   PostgreSQL server, curl  Debian packages (needs root or sudo)
 #   openssl, psql, GNU time  Debian packages (test certificate, roles, RSS)
@@ -30,6 +31,10 @@ command -v moto_server >/dev/null || pip_pkgs+=("moto[server]==5.2.1")
 command -v cargo-lambda >/dev/null || pip_pkgs+=("cargo-lambda==1.9.2")
 command -v python-zig >/dev/null || pip_pkgs+=("ziglang==0.17.1")
 command -v cfn-lint >/dev/null || pip_pkgs+=("cfn-lint==1.51.0")
+# The Redshift Data API stand-in (tests/redshift_standin.py) runs its
+# statements on PostgreSQL and reads zstd files.
+python3 -c "import psycopg2" 2>/dev/null || pip_pkgs+=("psycopg2-binary==2.9.10")
+python3 -c "import zstandard" 2>/dev/null || pip_pkgs+=("zstandard==0.23.0")
 # netcdf-src builds libnetcdf and HDF5 from source (static link) with cmake.
 command -v cmake >/dev/null || pip_pkgs+=("cmake==3.31.6")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then

@@ -11,6 +11,9 @@
 #              (ssl = on; role s3l_password needs password 'right-password',
 #              role s3l_tls_only is refused without TLS; a CA in
 #              S3LOADER_TEST_PG_CA issued the server's certificate)
+#   Redshift   Data API stand-in S3LOADER_TEST_REDSHIFT=http://127.0.0.1:PORT
+#              (tests/redshift_standin.py: statements run on that PostgreSQL,
+#              COPY reads from SeaweedFS; also AWS_ENDPOINT_URL_REDSHIFT_DATA)
 #
 # If a service cannot start, this script fails with the reason (and its
 # log); the tests never run against half the services.
@@ -181,9 +184,20 @@ wait_for PostgreSQL 30 "$pg_dir/server.log" "$pg_bin/pg_isready" -h 127.0.0.1 -p
 wait_for moto 30 "$work/moto.log" s3_ready "$S3LOADER_TEST_MOTO"
 wait_for SeaweedFS 60 "$work/weed.log" s3_ready "$S3LOADER_TEST_SEAWEEDFS"
 
+# --- Redshift Data API stand-in -----------------------------------------------
+# moto's redshift-data cannot run a statement; this runs them on the
+# PostgreSQL above and reads COPY's files from SeaweedFS (see its header).
+rs_port=$(free_port 0)
+python3 "$(dirname "$0")/redshift_standin.py" "$rs_port" >"$work/redshift.log" 2>&1 &
+pids+=($!); disown
+export S3LOADER_TEST_REDSHIFT="http://127.0.0.1:$rs_port"
+export AWS_ENDPOINT_URL_REDSHIFT_DATA="$S3LOADER_TEST_REDSHIFT"
+wait_for "Redshift Data API stand-in" 30 "$work/redshift.log" curl -sf -m 2 "$S3LOADER_TEST_REDSHIFT/_standin/stats"
+
 log "S3LOADER_TEST_SEAWEEDFS=$S3LOADER_TEST_SEAWEEDFS"
 log "S3LOADER_TEST_MOTO=$S3LOADER_TEST_MOTO"
 log "S3LOADER_TEST_PG=$S3LOADER_TEST_PG"
+log "S3LOADER_TEST_REDSHIFT=$S3LOADER_TEST_REDSHIFT"
 
 if [ $# -eq 0 ]; then
   log "no command given; services up until Ctrl-C"

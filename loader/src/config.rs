@@ -436,7 +436,8 @@ impl Config {
         for (name, dest) in &self.destinations {
             dest.validate(name)?;
             if let DestinationConfig::Redshift(r) = dest {
-                self.source.separate(&format!("destinations.{name}.manifests"), &r.manifests)?;
+                self.source
+                    .separate(&format!("destinations.{name}.manifests"), &r.manifests)?;
             }
         }
         if self.routes.is_empty() {
@@ -470,7 +471,13 @@ fn at_least_one(fields: &[(&str, u64)]) -> Result<()> {
 impl SourceConfig {
     /// `prefix` (another prefix in the bucket) overlaps none of the queue's.
     fn separate(&self, field: &str, prefix: &str) -> Result<()> {
-        for p in [&self.incoming, &self.processed, &self.failed, &self.errors, &self.state] {
+        for p in [
+            &self.incoming,
+            &self.processed,
+            &self.failed,
+            &self.errors,
+            &self.state,
+        ] {
             if p.starts_with(prefix) || prefix.starts_with(p.as_str()) {
                 return Err(Error::config(
                     field,
@@ -626,7 +633,10 @@ impl RedshiftConfig {
         }
         // These go into COPY as string literals: refuse what a literal
         // would have to escape, rather than trust an escape.
-        let plain = |s: &str| !s.chars().any(|c| matches!(c, '\'' | '\\') || c.is_control());
+        let plain = |s: &str| {
+            !s.chars()
+                .any(|c| matches!(c, '\'' | '\\') || c.is_control())
+        };
         if !self.iam_role.starts_with("arn:") || !plain(&self.iam_role) {
             return Err(Error::config(
                 field("iam_role"),

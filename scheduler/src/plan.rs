@@ -137,16 +137,24 @@ mod tests {
         ];
         let alone = |m: &ObjectMeta| m.key.ends_with("suspect");
         let shape = |whole: &dyn Fn(&str) -> bool| -> Vec<(String, Vec<String>)> {
-            plan(files.clone(), &router, &config.source, &tick, "t", &alone, whole)
-                .batches
-                .iter()
-                .map(|b| {
-                    (
-                        b.table.clone(),
-                        b.files.iter().map(|f| f.key.clone()).collect(),
-                    )
-                })
-                .collect()
+            plan(
+                files.clone(),
+                &router,
+                &config.source,
+                &tick,
+                "t",
+                &alone,
+                whole,
+            )
+            .batches
+            .iter()
+            .map(|b| {
+                (
+                    b.table.clone(),
+                    b.files.iter().map(|f| f.key.clone()).collect(),
+                )
+            })
+            .collect()
         };
         // Uncut (Redshift): one batch per table, whatever the limits; a
         // suspect still goes alone.
@@ -155,7 +163,9 @@ mod tests {
             vec![
                 (
                     "a".into(),
-                    ["1", "2", "3", "4"].map(|n| format!("incoming/a/{n}")).into()
+                    ["1", "2", "3", "4"]
+                        .map(|n| format!("incoming/a/{n}"))
+                        .into()
                 ),
                 (
                     "b".into(),
@@ -181,7 +191,9 @@ mod tests {
                 ("a".into(), vec!["incoming/a/suspect".into()]),
             ]
         );
-        let plan = plan(files, &router, &config.source, &tick, "t", &alone, &|_| false);
+        let plan = plan(files, &router, &config.source, &tick, "t", &alone, &|_| {
+            false
+        });
         assert_eq!(plan.batches[0].files[0].processed_key, "processed/a/1");
         assert_eq!(plan.unrouted.len(), 1);
         let ids: std::collections::HashSet<_> = plan.batches.iter().map(|b| &b.id).collect();

@@ -239,7 +239,15 @@ impl Scheduler {
                 .get(d)
                 .is_some_and(|d| d.one_batch_per_table())
         };
-        let plan = plan(selected, &self.router, src, tick, &report.tick_id, &alone, &whole);
+        let plan = plan(
+            selected,
+            &self.router,
+            src,
+            tick,
+            &report.tick_id,
+            &alone,
+            &whole,
+        );
         report.batches = plan.batches.len() as u64;
 
         let decided: Vec<(ObjectMeta, Disposition)> = plan
@@ -285,8 +293,7 @@ impl Scheduler {
                     // The deadline as wall-clock time: it travels to the
                     // worker, which may be another process.
                     batch.deadline = Some(
-                        chrono::Utc::now()
-                            + deadline.saturating_duration_since(Instant::now()),
+                        chrono::Utc::now() + deadline.saturating_duration_since(Instant::now()),
                     );
                     let down = unavailable
                         .lock()

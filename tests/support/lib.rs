@@ -402,3 +402,49 @@ impl ObjectStore for Faulty {
         self.inner.same_content(a, b).await
     }
 }
+
+/// A `[destinations.wh]` body for Redshift through the Data API stand-in
+/// (`tests/redshift_standin.py`): `cluster` is the test's own, so its
+/// counts and delays are its own; `database` is a PostgreSQL database.
+pub fn redshift_destination(cluster: &str, database: &str) -> String {
+    format!(
+        "kind = \"redshift\"\ncluster_id = \"{cluster}\"\ndatabase = \"{database}\"\n\
+         db_user = \"s3loader\"\niam_role = \"arn:aws:iam::123456789012:role/s3loader-copy\"\n\
+         wait_secs = 30"
+    )
+}
+
+/// The name of the database a [`pg_database`] URL points at.
+pub fn pg_dbname(url: &str) -> String {
+    url.split("dbname=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("dbname= in the URL")
+        .to_owned()
+}
+
+/// What the Redshift stand-in ran for `cluster`: `copies`, `batches`,
+/// `statements`, `token_hits`.
+pub fn redshift_stats(cluster: &str) -> serde_json::Value {
+    let url = format!(
+        "{}/_standin/stats?cluster={cluster}",
+        service("S3LOADER_TEST_REDSHIFT")
+    );
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-m", "5", &url])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "stand-in stats: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("stats JSON")
+}
+
+/// Holds every statement of `cluster` for `ms` before it commits.
+pub fn redshift_delay(cluster: &str, ms: u64) {
+    let url = format!("{}/_standin/delay", service("S3LOADER_TEST_REDSHIFT"));
+    let body = format!("{{\"cluster\": \"{cluster}\", \"ms\": {ms}}}");
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-m", "5", "-X", "POST", "-d", &body, &url])
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "stand-in delay: {out:?}");
+}

@@ -84,7 +84,12 @@ impl DataApi {
 
     fn id(&self, id: Option<String>) -> Result<String> {
         id.ok_or_else(|| {
-            Error::outage(&self.destination, "the Data API returned no statement id", None, None)
+            Error::outage(
+                &self.destination,
+                "the Data API returned no statement id",
+                None,
+                None,
+            )
         })
     }
 
@@ -192,31 +197,25 @@ impl DataApi {
         until: Instant,
     ) -> Result<Vec<Row>> {
         let id = self.execute(sql, params).await?;
-        match self.wait(&id, until).await? {
-            Ended::Finished { .. } => {}
-            Ended::Failed { error, .. } => {
-                return Err(Error::outage(
-                    &self.destination,
-                    format!("query failed: {error}"),
-                    None,
-                    None,
-                ))
-            }
-            Ended::Aborted | Ended::Running => {
-                return Err(Error::outage(
-                    &self.destination,
-                    format!("query {id} did not finish in time"),
-                    None,
-                    None,
-                ))
-            }
-        }
+        self.finished(&id, until).await?;
         self.rows(&id).await
     }
 
     /// Runs a statement that returns nothing, waiting until `until`.
     pub async fn run(&self, sql: &str, until: Instant) -> Result<()> {
-        self.query(sql, &[], until).await.map(drop)
+        let id = self.execute(sql, &[]).await?;
+        self.finished(&id, until).await
+    }
+
+    async fn finished(&self, id: &str, until: Instant) -> Result<()> {
+        let failed = |message: String| Err(Error::outage(&self.destination, message, None, None));
+        match self.wait(id, until).await? {
+            Ended::Finished { .. } => Ok(()),
+            Ended::Failed { error, .. } => failed(format!("statement {id} failed: {error}")),
+            Ended::Aborted | Ended::Running => {
+                failed(format!("statement {id} did not finish in time"))
+            }
+        }
     }
 
     async fn rows(&self, id: &str) -> Result<Vec<Row>> {

@@ -11,8 +11,8 @@
 //!
 //! A statement may outlive the tick. Before submitting, the attempt is
 //! recorded under `<state>redshift/<destination>/<table>.json` with its
-//! statements and its `ClientToken`; the record goes once the statement has
-//! ended. The next load of that table resubmits the record first, with the
+//! statements and its `ClientToken` (derived from the attempt's id, which
+//! is unique per load); the record goes once the statement has ended. The next load of that table resubmits the record first, with the
 //! same token, which the Data API answers with the first statement's id
 //! rather than running it again: while that statement runs, the table gets
 //! no second COPY of anything; once it has ended, the ledger says what it
@@ -110,9 +110,17 @@ impl Redshift {
     async fn ensure_ledger(&self) -> Result<()> {
         self.ledger_ready
             .get_or_try_init(|| async {
-                self.api
-                    .run(&sql::create_ledger(), self.query_until())
-                    .await
+                let ddl = sql::create_ledger();
+                let create = || self.api.run(&ddl, self.query_until());
+                // Two workers creating it at once: one may lose (a catalog
+                // conflict); by the time it tries again the table is there.
+                match create().await {
+                    Ok(()) => Ok(()),
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        create().await
+                    }
+                }
             })
             .await
             .map(drop)
@@ -129,7 +137,11 @@ impl Redshift {
                 .collect();
             let rows = self
                 .api
-                .query(&sql::ledger_lookup(chunk.len()), &params, self.query_until())
+                .query(
+                    &sql::ledger_lookup(chunk.len()),
+                    &params,
+                    self.query_until(),
+                )
                 .await?;
             seen.extend(rows.into_iter().filter_map(pair));
         }
@@ -218,7 +230,15 @@ impl Redshift {
             // in parts (only with very many long keys).
             let rest = remaining.split_off(sql::fits(&remaining));
             let round_result = self
-                .attempt(batch, bucket, round, &mut remaining, &mut outcomes, &*store, until)
+                .attempt(
+                    batch,
+                    bucket,
+                    round,
+                    &mut remaining,
+                    &mut outcomes,
+                    &*store,
+                    until,
+                )
                 .await;
             remaining.extend(rest);
             match round_result? {
@@ -238,15 +258,13 @@ impl Redshift {
                 .files
                 .iter()
                 .map(|f| {
-                    f.outcome(
-                        outcomes
-                            .remove(&(f.key.clone(), f.etag.clone()))
-                            .unwrap_or(Outcome::Failed {
-                                retryable: true,
-                                reason: "no outcome".into(),
-                                cause: Cause::Destination,
-                            }),
-                    )
+                    f.outcome(outcomes.remove(&(f.key.clone(), f.etag.clone())).unwrap_or(
+                        Outcome::Failed {
+                            retryable: true,
+                            reason: "no outcome".into(),
+                            cause: Cause::Destination,
+                        },
+                    ))
                 })
                 .collect(),
         })
@@ -269,9 +287,16 @@ impl Redshift {
             .iter()
             .flat_map(|f| [f.key.as_bytes(), b"\0", f.etag.as_bytes(), b"\0"].concat())
             .collect();
-        // Unique per batch, file set and round: Lambda may split one batch
-        // into parts that share its id.
-        let attempt = format!("{}-{:016x}-{round}", batch.id, fnv1a(&set));
+        // Unique per batch, file set and round (Lambda may split one batch
+        // into parts that share its id), and per load: two workers that
+        // hold the same batch at once must not read each other's ledger
+        // rows as their own.
+        let attempt = format!(
+            "{}-{:016x}-{round}-{}",
+            batch.id,
+            fnv1a(&set),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let copies = sql::copies(remaining);
         let load = sql::Load {
             bucket,
@@ -285,15 +310,18 @@ impl Redshift {
         };
         for n in 0..copies.len() {
             store
-                .put(&load.manifest_key(n), Bytes::from(load.manifest(n)), PutMode::Overwrite)
+                .put(
+                    &load.manifest_key(n),
+                    Bytes::from(load.manifest(n)),
+                    PutMode::Overwrite,
+                )
                 .await?;
         }
         let sqls = load.statements();
-        let token = format!(
-            "s3l-{:016x}{:016x}",
-            fnv1a(attempt.as_bytes()),
-            fnv1a(sqls.join(";").as_bytes())
-        );
+        // The SDK's retries of this call resend this token, and the next
+        // tick resubmits it from the record: either way the Data API runs
+        // the statement once.
+        let token = format!("s3l-{:016x}", fnv1a(attempt.as_bytes()));
         let pending = Pending {
             attempt: attempt.clone(),
             token: token.clone(),
@@ -324,12 +352,10 @@ impl Redshift {
                 .collect()
         };
         match ended {
-            Ended::Running => {
-                Ok(Round::Running(format!(
-                    "the COPY (statement {id}) was still running at the tick's deadline; \
+            Ended::Running => Ok(Round::Running(format!(
+                "the COPY (statement {id}) was still running at the tick's deadline; \
                      the next tick finds it and does not start another"
-                )))
-            }
+            ))),
             Ended::Aborted => Err(self.outage(format!("statement {id} was aborted"))),
             Ended::Finished { query_ids } => {
                 let wrote: HashSet<(String, String)> = self
@@ -350,7 +376,11 @@ impl Redshift {
                 }
                 let lines: HashMap<String, u64> = match self
                     .api
-                    .query(&sql::load_lines(&copy_ids(&query_ids)), &[], self.query_until())
+                    .query(
+                        &sql::load_lines(&copy_ids(&query_ids)),
+                        &[],
+                        self.query_until(),
+                    )
                     .await
                 {
                     Ok(rows) => rows
@@ -387,8 +417,7 @@ impl Redshift {
                 failed_at,
                 query_ids,
             } => {
-                let copy_failed =
-                    failed_at.is_none_or(|i| load.copy_statements().contains(&i));
+                let copy_failed = failed_at.is_none_or(|i| load.copy_statements().contains(&i));
                 let ids = copy_ids(&query_ids);
                 let rejected = if copy_failed && !ids.is_empty() {
                     self.api
@@ -426,7 +455,9 @@ impl Redshift {
                     None => true,
                 });
                 if remaining.len() == before {
-                    return Err(self.outage(format!("statement {id} failed: {error}")));
+                    return Err(self.outage(format!(
+                        "the batch's transaction did not commit: statement {id} failed: {error}"
+                    )));
                 }
                 Ok(Round::Rejected)
             }

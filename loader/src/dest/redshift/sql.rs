@@ -504,15 +504,26 @@ mod tests {
         assert!(copy[1].contains("t-0001-0.1.json") && copy[1].contains(" GZIP "));
         assert!(copy[2].contains("FORMAT AS JSON 'auto' ZSTD "));
         assert_eq!(sql[0], "LOCK s3loader_ledger");
-        assert_eq!(sql[1], "CREATE TEMP TABLE s3loader_stage (LIKE \"s\".\"t\")");
-        assert!(sql.last().unwrap().starts_with("INSERT INTO \"s\".\"t\" SELECT * FROM"));
+        assert_eq!(
+            sql[1],
+            "CREATE TEMP TABLE s3loader_stage (LIKE \"s\".\"t\")"
+        );
+        assert!(sql
+            .last()
+            .unwrap()
+            .starts_with("INSERT INTO \"s\".\"t\" SELECT * FROM"));
         assert!(sql.iter().all(|s| s.len() <= 100 * 1024));
     }
 
     #[test]
     fn a_long_file_list_is_cut_into_statements_and_attempts() {
         let long: Vec<FileTask> = (0..3000)
-            .map(|i| file(&format!("incoming/{i:04}-{}", "x".repeat(990)), &LoadSpec::default()))
+            .map(|i| {
+                file(
+                    &format!("incoming/{i:04}-{}", "x".repeat(990)),
+                    &LoadSpec::default(),
+                )
+            })
             .collect();
         let n = fits(&long);
         assert!(n > 100 && n < 3000, "{n}");
