@@ -194,37 +194,6 @@ async fn a_destination_that_is_down_fails_no_file_however_long_it_lasts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_load_that_committed_before_its_move_failed_is_not_loaded_again() {
-    let store = arc(seaweedfs().await);
-    let (url, pg) = pg_with(ORDERS_DDL).await;
-    for i in 0..3 {
-        put(&*store, &format!("incoming/orders/{i}.csv"), format!("id,customer,amount,ordered_at\n{i},c,1,2026-11-01T00:00:00Z\n{i},d,2,2026-11-01T00:00:00Z\n")).await;
-    }
-    let cfg = config(&pg_destination(&url), "");
-    let broken = scheduler(cfg.clone(), Arc::new(Faulty::moves_fail(store.clone())));
-    let r = broken.tick().await.unwrap();
-    assert_eq!((r.loaded, r.move_errors), (3, 3), "{r}");
-    assert!(r.files.iter().all(|l| l.result == FileResult::MoveFailed));
-    assert_eq!(
-        keys(&*store, "incoming/").await.len(),
-        3,
-        "files stay in incoming/ when the move fails"
-    );
-    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 6);
-
-    let healthy = scheduler(cfg, store.clone());
-    let r = healthy.tick().await.unwrap();
-    assert_eq!((r.loaded, r.already_loaded, r.failed), (0, 3, 0), "{r}");
-    assert_eq!(
-        pg_count(&pg, "SELECT count(*) FROM orders").await,
-        6,
-        "row counts unchanged"
-    );
-    assert!(keys(&*store, "incoming/").await.is_empty());
-    assert_eq!(keys(&*store, "processed/").await.len(), 3);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ticks_at_once_on_500_files_load_each_exactly_once() {
     let store = arc(seaweedfs().await);
     let (url, pg) = pg_with(ORDERS_DDL).await;

@@ -15,10 +15,11 @@ What it does as Redshift does:
     call's statement id and runs nothing.
   * Statements go SUBMITTED -> STARTED -> FINISHED | FAILED, in a thread of
     their own; a per-cluster delay (POST /_standin/delay) holds them in
-    STARTED, so a statement can outlive a tick for real.
+    STARTED before it commits, so a load can outlive a tick for real.
   * `COPY t [(cols)] FROM 's3://bucket/key' IAM_ROLE '...' [MANIFEST]
     FORMAT AS CSV ... | FORMAT AS JSON 'auto' [GZIP|ZSTD]` streams each
-    listed object from S3 (S3LOADER_TEST_SEAWEEDFS) into the table through
+    listed object from S3 (the bucket's: S3LOADER_TEST_SEAWEEDFS, or
+    S3LOADER_TEST_MOTO) into the table through
     PostgreSQL's COPY FROM STDIN. A rejected row fails the statement with
     Redshift's message, and its file, line, column and reason are kept in
     `sys_load_error_detail` (committed apart from the failed transaction,
@@ -54,7 +55,9 @@ import psycopg2
 import zstandard
 
 PG = os.environ["S3LOADER_TEST_PG"]
-S3 = os.environ["S3LOADER_TEST_SEAWEEDFS"]
+# Buckets are looked for on SeaweedFS, then on moto (which keeps a
+# backslash in a key; SeaweedFS makes it a slash).
+ENDPOINTS = [os.environ["S3LOADER_TEST_SEAWEEDFS"], os.environ.get("S3LOADER_TEST_MOTO")]
 PAGE = 50
 
 lock = threading.Lock()
@@ -65,14 +68,35 @@ stats = {}
 query_ids = itertools.count(1000)
 
 
-def s3():
+def s3_at(endpoint):
     return boto3.client(
         "s3",
-        endpoint_url=S3,
+        endpoint_url=endpoint,
         region_name=os.environ.get("AWS_REGION", "us-east-1"),
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
     )
+
+
+class S3:
+    """A client per bucket, on whichever S3 holds the bucket."""
+
+    def __init__(self):
+        self.clients = {}
+
+    def __call__(self, bucket):
+        if bucket not in self.clients:
+            for endpoint in filter(None, ENDPOINTS):
+                client = s3_at(endpoint)
+                try:
+                    client.head_bucket(Bucket=bucket)
+                except Exception:
+                    continue
+                self.clients[bucket] = client
+                break
+            else:
+                raise Rejected(("s3://" + bucket, 0, "", "The specified bucket does not exist"))
+        return self.clients[bucket]
 
 
 def pg(database):
@@ -174,12 +198,12 @@ def parse_copy(sql):
 def objects_of(client, source, manifest):
     bucket, key = source[len("s3://"):].split("/", 1)
     if manifest:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = client(bucket).get_object(Bucket=bucket, Key=key)["Body"].read()
         for e in json.loads(body)["entries"]:
             b, k = e["url"][len("s3://"):].split("/", 1)
             yield e["url"], b, k
     else:
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        pages = client(bucket).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
         for page in pages:
             for o in page.get("Contents", []):
                 yield "s3://%s/%s" % (bucket, o["Key"]), bucket, o["Key"]
@@ -251,12 +275,12 @@ def json_as_csv(body, columns, url):
 
 def run_copy(conn, cur, cluster, query_id, parsed):
     table, cols, source, o = parsed
-    client = s3()
+    client = S3()
     columns = [c.strip().strip('"') for c in cols.split(",")] if cols else columns_of(cur, table)
     col_sql = "(%s)" % ", ".join('"%s"' % c.replace('"', '""') for c in columns)
     total = 0
     for url, bucket, key in objects_of(client, source, o["manifest"]):
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        body = client(bucket).get_object(Bucket=bucket, Key=key)["Body"]
         if o["compression"] == "GZIP":
             raw = gzip.GzipFile(fileobj=body)
         elif o["compression"] == "ZSTD":
@@ -331,7 +355,8 @@ PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 def run(stmt_id):
     st = statements[stmt_id]
-    delay = delays.get(st["cluster"], 0)
+    # Only batches (the loads) wait: lookups answer at once.
+    delay = delays.get(st["cluster"], 0) if st["batch"] else 0
     with lock:
         st["Status"] = "STARTED"
         st["UpdatedAt"] = time.time()
@@ -380,6 +405,10 @@ def run(stmt_id):
         conn.rollback()
         time.sleep(delay / 1000.0)
         finish(st, "FAILED", "ERROR: " + (e.diag.message_primary or str(e)).strip(), failed_at)
+    except Exception as e:  # a bug here must fail the statement, not hang it
+        conn.rollback()
+        finish(st, "FAILED", "stand-in error: %r" % e, failed_at)
+        raise
     finally:
         conn.close()
 
@@ -417,6 +446,7 @@ def submit(body, sqls):
                      for i, s in enumerate(sqls)],
             "ClusterIdentifier": body.get("ClusterIdentifier"),
             "WorkgroupName": body.get("WorkgroupName"),
+            "batch": "Sqls" in body,
         }
         statements[stmt_id] = st
         if token:
@@ -451,7 +481,7 @@ def describe(st):
     for k in ("ClusterIdentifier", "WorkgroupName"):
         if st.get(k):
             out[k] = st[k]
-    if len(st["sqls"]) > 1 or st.get("batch"):
+    if st["batch"]:
         out["SubStatements"] = [
             {k: s[k] for k in ("Id", "Status", "QueryString", "RedshiftQueryId", "ResultRows", "HasResultSet")}
             | ({"Error": s["Error"]} if s.get("Error") else {})
@@ -470,7 +500,6 @@ def operation(op, body):
         return {"Id": st["Id"], "CreatedAt": st["CreatedAt"], "Database": st["Database"]}
     if op == "BatchExecuteStatement":
         st = submit(body, body["Sqls"])
-        st["batch"] = True
         return {"Id": st["Id"], "CreatedAt": st["CreatedAt"], "Database": st["Database"]}
     if op == "DescribeStatement":
         sid = body["Id"]

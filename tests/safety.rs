@@ -34,11 +34,17 @@ async fn text(store: &dyn ObjectStore, key: &str) -> String {
     String::from_utf8(read(store, key).await).unwrap()
 }
 
-/// A warehouse for a test: SeaweedFS + PostgreSQL, or a directory + SQLite.
+/// A warehouse for a test: SeaweedFS into PostgreSQL (plain, or over
+/// verified TLS as a TLS-only role), SeaweedFS into Redshift (the Data API
+/// stand-in), or a directory into SQLite.
 struct Setup {
     store: Arc<dyn ObjectStore>,
     destination: String,
     pg: Option<tokio_postgres::Client>,
+    /// The stand-in's cluster, for Redshift.
+    cluster: Option<String>,
+    /// The store keeps a backslash in a key (SeaweedFS makes it a slash).
+    backslash: bool,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -47,10 +53,58 @@ impl Setup {
         let (url, pg) = pg_with(ORDERS_DDL).await;
         Self {
             store: arc(seaweedfs().await),
-            destination: pg_destination(&url),
+            destination: pg_destination(&format!("{url} sslmode=disable")),
             pg: Some(pg),
+            cluster: None,
+            backslash: false,
             _dir: None,
         }
+    }
+
+    async fn seaweedfs_postgres_tls() -> Self {
+        let (url, pg) = pg_with(ORDERS_DDL).await;
+        let url = format!(
+            "{} sslmode=verify-full sslrootcert={}",
+            url.replace("user=postgres", "user=s3l_tls_only"),
+            service("S3LOADER_TEST_PG_CA")
+        );
+        Self {
+            store: arc(seaweedfs().await),
+            destination: pg_destination(&url),
+            pg: Some(pg),
+            cluster: None,
+            backslash: false,
+            _dir: None,
+        }
+    }
+
+    async fn seaweedfs_redshift() -> Self {
+        let (url, pg) = pg_with(ORDERS_DDL).await;
+        let cluster = unique("cluster-");
+        Self {
+            store: arc(seaweedfs().await),
+            destination: redshift_destination(&cluster, &pg_dbname(&url)),
+            pg: Some(pg),
+            cluster: Some(cluster),
+            backslash: false,
+            _dir: None,
+        }
+    }
+
+    /// Redshift reading from moto, whose keys keep a backslash.
+    async fn moto_redshift() -> Self {
+        Self {
+            store: arc(moto().await),
+            backslash: true,
+            ..Self::seaweedfs_redshift().await
+        }
+    }
+
+    /// The COPY statements Redshift has run so far (None elsewhere).
+    fn copies(&self) -> Option<u64> {
+        self.cluster
+            .as_deref()
+            .map(|c| redshift_stats(c)["copies"].as_u64().unwrap())
     }
 
     fn local_sqlite() -> Self {
@@ -59,6 +113,8 @@ impl Setup {
             store: arc(store),
             destination: sqlite_destination(&dir.path().join("wh.db")),
             pg: None,
+            cluster: None,
+            backslash: true,
             _dir: Some(dir),
         }
     }
@@ -501,6 +557,209 @@ async fn a_poison_file_fails_alone(w: Setup) {
     );
 }
 
+// --- every warehouse, the same pipeline --------------------------------------
+
+/// Ragged rows fail their file alone, named by file and line; keys with
+/// quotes, a backslash, `;`, `--`, spaces and unicode load as any other.
+async fn bad_rows_and_hostile_keys_drain(w: Setup) {
+    let s = &*w.store;
+    let mut hostile = vec![
+        "incoming/orders/it's a \"quoted\" name + ü 100%.csv",
+        "incoming/orders/'); DROP TABLE orders; --.csv",
+        "incoming/orders/semi;colon -- not a comment.csv",
+    ];
+    if w.backslash {
+        hostile.push("incoming/orders/back\\slash\\'.csv");
+    }
+    for (i, k) in hostile.iter().enumerate() {
+        put(s, k, csv(&[(100 + i as u32, "o'brien")])).await;
+    }
+    put(s, "incoming/orders/good.csv", csv(&[(1, "a"), (2, "b")])).await;
+    put(
+        s,
+        "incoming/orders/short-row.csv",
+        format!("{HEADER}{}21,y\n", row(20, "x")),
+    )
+    .await;
+    put(
+        s,
+        "incoming/orders/long-row.csv",
+        format!(
+            "{HEADER}{}31,y,1,2026-11-01T00:00:00Z,extra\n",
+            row(30, "x")
+        ),
+    )
+    .await;
+    let sched = scheduler(w.config(""), w.store.clone());
+    let r = sched.tick().await.unwrap();
+    assert_eq!(
+        (r.loaded, r.failed, r.retried),
+        (1 + hostile.len() as u64, 2, 0),
+        "{r}"
+    );
+    for k in &hostile {
+        assert_eq!(result_of(&r, k).result, FileResult::Loaded, "{k}: {r}");
+    }
+    for id in [1, 2].into_iter().chain(100..100 + hostile.len() as u32) {
+        assert_eq!(w.count(id).await, 1, "id {id}");
+    }
+    for id in [20, 21, 30, 31] {
+        assert_eq!(w.count(id).await, 0, "no rows of a failed file: id {id}");
+    }
+    for bad in ["short-row", "long-row"] {
+        let report = error_report(s, &format!("orders/{bad}.csv")).await;
+        let reason = report["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("incoming/orders/{bad}.csv")) && reason.contains("line 3"),
+            "{reason}"
+        );
+    }
+    // A rerun finds nothing, and loads nothing twice.
+    let again = sched.tick().await.unwrap();
+    assert_eq!(again.selected, 0, "{again}");
+    assert_eq!(w.count(100).await, 1);
+}
+
+/// Files for two tables in one tick, more than a batch holds: Redshift
+/// gets exactly one COPY per table; the row loaders cut batches.
+async fn two_tables_in_one_tick(w: Setup) {
+    let s = &*w.store;
+    for i in 0..5 {
+        put(s, &format!("incoming/orders/{i}.csv"), csv(&[(i, "c")])).await;
+    }
+    for i in 0..3 {
+        let line = format!(
+            "{{\"event_id\":\"e{i}\",\"type\":\"t\",\"user\":\"u\",\"at\":\"2026-11-01T00:00:00Z\",\"props\":{{\"n\":{i}}}}}\n"
+        );
+        put(s, &format!("incoming/events/{i}.jsonl"), line).await;
+    }
+    let copies = w.copies();
+    let r = scheduler(w.config("batch_max_files = 2"), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!((r.loaded, r.failed, r.retried), (8, 0, 0), "{r}");
+    match copies {
+        Some(before) => {
+            assert_eq!(r.batches, 2, "{r}");
+            assert_eq!(w.copies().unwrap() - before, 2, "one COPY per table");
+        }
+        None => assert_eq!(r.batches, 3 + 2, "{r}"),
+    }
+    for i in 0..5 {
+        assert_eq!(w.count(i).await, 1);
+    }
+    assert!(keys(s, "incoming/").await.is_empty());
+}
+
+/// A load that committed but whose files did not move is not loaded
+/// again: the rerun finds every file in the ledger (and Redshift runs no
+/// second COPY).
+async fn a_rerun_loads_nothing_twice(w: Setup) {
+    let s = &*w.store;
+    for i in 0..3 {
+        put(s, &format!("incoming/orders/{i}.csv"), csv(&[(i, "c")])).await;
+    }
+    let cfg = w.config("");
+    let broken = scheduler(cfg.clone(), Arc::new(Faulty::moves_fail(w.store.clone())));
+    let r = broken.tick().await.unwrap();
+    assert_eq!((r.loaded, r.move_errors), (3, 3), "{r}");
+    assert!(r.files.iter().all(|l| l.result == FileResult::MoveFailed));
+    assert_eq!(
+        keys(s, "incoming/").await.len(),
+        3,
+        "files stay when the move fails"
+    );
+    let copies = w.copies();
+
+    let r = scheduler(cfg, w.store.clone()).tick().await.unwrap();
+    assert_eq!((r.loaded, r.already_loaded, r.failed), (0, 3, 0), "{r}");
+    for i in 0..3 {
+        assert_eq!(w.count(i).await, 1, "row counts unchanged");
+    }
+    assert_eq!(w.copies(), copies, "no second COPY");
+    assert!(keys(s, "incoming/").await.is_empty());
+    assert_eq!(keys(s, "processed/").await.len(), 3);
+}
+
+/// A key with a backslash and a quote, through Redshift's COPY: on moto,
+/// since SeaweedFS turns a backslash into a slash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redshift_on_moto_bad_rows_and_hostile_keys_drain() {
+    bad_rows_and_hostile_keys_drain(Setup::moto_redshift().await).await;
+}
+
+/// A Redshift load that outlives the tick's deadline is left running and
+/// recorded; the next tick, while it still runs, starts no second COPY;
+/// once it has committed, a tick finds the files in the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redshift_a_load_still_running_at_the_next_tick_is_found_not_repeated() {
+    let w = Setup::seaweedfs_redshift().await;
+    let s = &*w.store;
+    let cluster = w.cluster.clone().unwrap();
+    put(s, "incoming/orders/a.csv", csv(&[(1, "a")])).await;
+    put(s, "incoming/orders/b.csv", csv(&[(2, "b")])).await;
+    let sched = scheduler(
+        w.config("deadline_secs = 1\nlist_max_secs = 1"),
+        w.store.clone(),
+    );
+    // Create the ledger first, so only the load waits.
+    sched.tick().await.unwrap();
+    assert_eq!((w.count(1).await, w.count(2).await), (1, 1));
+    put(s, "incoming/orders/c.csv", csv(&[(3, "c")])).await;
+    let started = std::time::Instant::now();
+    redshift_delay(&cluster, 5000);
+    let copies = w.copies().unwrap();
+    let r = sched.tick().await.unwrap();
+    assert_eq!((r.loaded, r.failed, r.retried), (0, 0, 1), "{r}");
+    let why = result_of(&r, "incoming/orders/c.csv")
+        .reason
+        .clone()
+        .unwrap();
+    assert!(why.contains("still running"), "{why}");
+    assert_eq!(w.copies().unwrap(), copies + 1);
+
+    let r = sched.tick().await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "too slow to test"
+    );
+    assert_eq!((r.loaded, r.failed, r.retried), (0, 0, 1), "{r}");
+    let why = result_of(&r, "incoming/orders/c.csv")
+        .reason
+        .clone()
+        .unwrap();
+    assert!(
+        why.contains("still running") && why.contains("no second COPY"),
+        "{why}"
+    );
+    assert_eq!(
+        w.copies().unwrap(),
+        copies + 1,
+        "no second COPY while it runs"
+    );
+    assert_eq!(w.count(3).await, 0, "not committed yet");
+
+    redshift_delay(&cluster, 0);
+    tokio::time::sleep(std::time::Duration::from_secs(5).saturating_sub(started.elapsed())).await;
+    let mut r = sched.tick().await.unwrap();
+    for _ in 0..20 {
+        if r.already_loaded == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        r = sched.tick().await.unwrap();
+    }
+    assert_eq!((r.loaded, r.already_loaded, r.failed), (0, 1, 0), "{r}");
+    assert_eq!(
+        w.copies().unwrap(),
+        copies + 1,
+        "the first COPY was the only one"
+    );
+    assert_eq!(w.count(3).await, 1);
+    assert!(keys(s, "incoming/").await.is_empty());
+}
+
 // --- concurrent state stays consistent --------------------------------------
 
 async fn attempt_counts_merge(store: Arc<dyn ObjectStore>) {
@@ -734,33 +993,35 @@ async fn a_backlog_too_large_to_list_in_a_tick_still_drains() {
     assert_eq!((n, distinct), (1000, 1000), "each file once");
 }
 
-/// Each rule that holds a whole setup, on both: SeaweedFS into PostgreSQL,
-/// and a local directory into SQLite.
-macro_rules! on_both_setups {
+/// Each rule that holds a whole setup, on every one: SeaweedFS into
+/// PostgreSQL (plain and TLS) and into Redshift, and a local directory
+/// into SQLite.
+macro_rules! on_every_setup {
     ($($rule:ident),* $(,)?) => {
-        mod seaweedfs_postgres {
+        on_every_setup!(@one seaweedfs_postgres, super::Setup::seaweedfs_postgres().await, $($rule),*);
+        on_every_setup!(@one seaweedfs_postgres_tls, super::Setup::seaweedfs_postgres_tls().await, $($rule),*);
+        on_every_setup!(@one seaweedfs_redshift, super::Setup::seaweedfs_redshift().await, $($rule),*);
+        on_every_setup!(@one local_sqlite, super::Setup::local_sqlite(), $($rule),*);
+    };
+    (@one $module:ident, $setup:expr, $($rule:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $rule() {
-                    super::$rule(super::Setup::seaweedfs_postgres().await).await;
-                }
-            )*
-        }
-        mod local_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $rule() {
-                    super::$rule(super::Setup::local_sqlite()).await;
+                    super::$rule($setup).await;
                 }
             )*
         }
     };
 }
 
-on_both_setups!(
+on_every_setup!(
     archive_names_never_collide,
     the_ledger_decides_before_failed,
-    a_poison_file_fails_alone
+    a_poison_file_fails_alone,
+    bad_rows_and_hostile_keys_drain,
+    two_tables_in_one_tick,
+    a_rerun_loads_nothing_twice,
 );
 
 // --- secrets read at run time --------------------------------------------------

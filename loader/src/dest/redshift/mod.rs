@@ -432,7 +432,8 @@ impl Redshift {
                     let field = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
                     why.entry(field(0)).or_insert_with(|| {
                         format!(
-                            "line {}, column {:?}: {} (Redshift COPY, statement {id})",
+                            "{}: line {}, column {:?}: {} (Redshift COPY, statement {id})",
+                            field(0),
                             field(1),
                             field(2),
                             field(3)
