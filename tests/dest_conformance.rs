@@ -1,6 +1,7 @@
 //! The destination contract (`loader::dest`), one test function per rule,
 //! run on every destination that keeps a ledger: SQLite, PostgreSQL,
-//! PostgreSQL over verified TLS, and Redshift (through the Data API
+//! PostgreSQL over verified TLS (a second cluster that refuses plaintext),
+//! and Redshift (through the Data API
 //! stand-in, which runs the statements on PostgreSQL and COPYs from
 //! SeaweedFS). Each calls `Destination::load` directly, with batches built
 //! by hand, so the rule is the destination's own and not the scheduler's.
@@ -52,17 +53,11 @@ impl Warehouse {
         Warehouse::Postgres { url, client }
     }
 
-    /// PostgreSQL as RDS runs it: a role the server takes only over TLS,
-    /// and `verify-full` against the CA that issued the server's
+    /// PostgreSQL as RDS runs it: the second cluster, which takes TCP only
+    /// over TLS, and `verify-full` against the CA that issued its
     /// certificate.
     async fn postgres_tls() -> Self {
-        let admin = pg_database().await;
-        let client = pg_connect(&admin).await;
-        let url = format!(
-            "{} sslmode=verify-full sslrootcert={}",
-            admin.replace("user=postgres", "user=s3l_tls_only"),
-            service("S3LOADER_TEST_PG_CA")
-        );
+        let (url, client) = pg_tls_with("").await;
         Warehouse::Postgres { url, client }
     }
 

@@ -34,8 +34,8 @@ async fn text(store: &dyn ObjectStore, key: &str) -> String {
     String::from_utf8(read(store, key).await).unwrap()
 }
 
-/// A warehouse for a test: SeaweedFS into PostgreSQL (plain, or over
-/// verified TLS as a TLS-only role), SeaweedFS into Redshift (the Data API
+/// A warehouse for a test: SeaweedFS into PostgreSQL (plain, or the
+/// TLS-only cluster over verified TLS), SeaweedFS into Redshift (the Data API
 /// stand-in), or a directory into SQLite.
 struct Setup {
     store: Arc<dyn ObjectStore>,
@@ -61,13 +61,9 @@ impl Setup {
         }
     }
 
+    /// The TLS-only cluster, verified against the test CA.
     async fn seaweedfs_postgres_tls() -> Self {
-        let (url, pg) = pg_with(ORDERS_DDL).await;
-        let url = format!(
-            "{} sslmode=verify-full sslrootcert={}",
-            url.replace("user=postgres", "user=s3l_tls_only"),
-            service("S3LOADER_TEST_PG_CA")
-        );
+        let (url, pg) = pg_tls_with(ORDERS_DDL).await;
         Self {
             store: arc(seaweedfs().await),
             destination: pg_destination(&url),
@@ -329,6 +325,18 @@ refused_logins! {
         => ["TLS handshake", "invalid peer certificate"];
     a_missing_database_is_an_outage: "user=postgres", unique("absent_")
         => ["does not exist", "[3D000]"];
+}
+
+/// The second cluster takes TCP only over TLS, as RDS does by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_only_cluster_refuses_plaintext_as_an_outage() {
+    let url = format!("{} sslmode=disable", service("S3LOADER_TEST_PG_TLS"));
+    refused(
+        &url,
+        csv(&[(1, "a")]),
+        &["no pg_hba.conf entry", "no encryption", "[28000]"],
+    )
+    .await;
 }
 
 /// A new role, created by `admin` with `options`, logs into `dbname` and

@@ -11,6 +11,9 @@
 #              (ssl = on; role s3l_password needs password 'right-password',
 #              role s3l_tls_only is refused without TLS; a CA in
 #              S3LOADER_TEST_PG_CA issued the server's certificate)
+#   PostgreSQL a second cluster, TLS only (hostssl; plaintext refused)
+#                                S3LOADER_TEST_PG_TLS (TCP, for the loader),
+#                                S3LOADER_TEST_PG_TLS_ADMIN (Unix socket, for tests)
 #   Redshift   Data API stand-in S3LOADER_TEST_REDSHIFT=http://127.0.0.1:PORT
 #              (tests/redshift_standin.py: statements run on that PostgreSQL,
 #              COPY reads from SeaweedFS; also AWS_ENDPOINT_URL_REDSHIFT_DATA)
@@ -23,15 +26,18 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/s3loader-services.XXXXXX")
 chmod 755 "$work"
 pids=()
 pg_dir=""
+pg_tls_dir=""
 
 log() { echo "services: $*" >&2; }
 
 stop_all() {
   local rc=$?
-  if [ -n "$pg_dir" ] && [ -f "$pg_dir/postmaster.pid" ]; then
-    # SIGINT is PostgreSQL's fast shutdown.
-    kill -INT "$(head -n1 "$pg_dir/postmaster.pid")" 2>/dev/null || true
-  fi
+  for dir in "$pg_dir" "$pg_tls_dir"; do
+    if [ -n "$dir" ] && [ -f "$dir/postmaster.pid" ]; then
+      # SIGINT is PostgreSQL's fast shutdown.
+      kill -INT "$(head -n1 "$dir/postmaster.pid")" 2>/dev/null || true
+    fi
+  done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   # weed server may ignore SIGTERM for a while: wait, then SIGKILL, and only
   # the processes we started.
@@ -171,6 +177,25 @@ chmod 600 "$pg_dir/server.key"
   -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null \
   || { log "PostgreSQL did not start:"; cat "$pg_dir/server.log" >&2; exit 1; }
 export S3LOADER_TEST_PG="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
+
+# A second cluster as RDS runs one: TLS only over TCP (hostssl rules, no
+# host rule: plaintext is refused), with the same CA-issued certificate.
+# The tests administer it over its Unix socket.
+pg_tls_port=$(free_port 0)
+pg_tls_dir="$work/pg-tls"
+mkdir -p "$pg_tls_dir"
+[ "$(id -u)" = 0 ] && chown postgres "$pg_tls_dir"
+"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_tls_dir" -A trust -U postgres --no-sync >"$work/initdb-tls.log" 2>&1 \
+  || { log "initdb (TLS cluster) failed:"; cat "$work/initdb-tls.log" >&2; exit 1; }
+{
+  echo "local   all all              trust"
+  echo "hostssl all all 127.0.0.1/32 trust"
+} >"$work/pg_hba-tls.conf" && cp "$work/pg_hba-tls.conf" "$pg_tls_dir/pg_hba.conf"
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_tls_dir" -l "$pg_tls_dir/server.log" -w -t 30 \
+  -o "-p $pg_tls_port -k $pg_tls_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null \
+  || { log "PostgreSQL (TLS cluster) did not start:"; cat "$pg_tls_dir/server.log" >&2; exit 1; }
+export S3LOADER_TEST_PG_TLS="host=127.0.0.1 port=$pg_tls_port user=postgres dbname=postgres"
+export S3LOADER_TEST_PG_TLS_ADMIN="host=$pg_tls_dir port=$pg_tls_port user=postgres dbname=postgres"
 # Secrets Manager is moto's: the PostgreSQL destination reads secrets
 # through the standard endpoint setting, as in AWS.
 export AWS_ENDPOINT_URL_SECRETS_MANAGER="$S3LOADER_TEST_MOTO"
@@ -197,6 +222,7 @@ wait_for "Redshift Data API stand-in" 30 "$work/redshift.log" curl -sf -m 2 "$S3
 log "S3LOADER_TEST_SEAWEEDFS=$S3LOADER_TEST_SEAWEEDFS"
 log "S3LOADER_TEST_MOTO=$S3LOADER_TEST_MOTO"
 log "S3LOADER_TEST_PG=$S3LOADER_TEST_PG"
+log "S3LOADER_TEST_PG_TLS=$S3LOADER_TEST_PG_TLS"
 log "S3LOADER_TEST_REDSHIFT=$S3LOADER_TEST_REDSHIFT"
 
 if [ $# -eq 0 ]; then

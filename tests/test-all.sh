@@ -17,7 +17,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo clippy per feature (what each binary can be built with)" >&2
 # --no-default-features is the scheduler Lambda's build (infra/package.sh);
 # each feature alone must also build clean.
-for features in "" postgres sqlite netcdf; do
+for features in "" postgres sqlite netcdf redshift; do
   cargo clippy -p s3loader -p s3loader-loader --no-default-features \
     ${features:+--features "$features"} -- -D warnings
 done

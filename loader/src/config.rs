@@ -856,6 +856,56 @@ mod tests {
     }
 
     #[test]
+    fn redshift_configs_are_checked_field_by_field() {
+        let with = |dest: &str, route: &str| {
+            format!(
+                "[source]\nurl = \"s3://b\"\n[destinations.rs]\nkind = \"redshift\"\n\
+                 database = \"dev\"\n{dest}\n[[route]]\npattern = \"**\"\n\
+                 destination = \"rs\"\ntable = \"public.t\"\n{route}"
+            )
+        };
+        let role = "iam_role = \"arn:aws:iam::1:role/copy\"";
+        let good = with(&format!("cluster_id = \"c\"\ndb_user = \"u\"\n{role}"), "");
+        let c = Config::from_toml(&good).unwrap();
+        assert!(c.destinations["rs"].one_batch_per_table());
+        for (dest, route, want) in [
+            (
+                format!("cluster_id = \"c\"\nworkgroup = \"w\"\ndb_user = \"u\"\n{role}"),
+                "",
+                "destinations.rs.cluster_id: give exactly one",
+            ),
+            (
+                format!("cluster_id = \"c\"\n{role}"),
+                "",
+                "destinations.rs.secret_arn: a provisioned cluster needs",
+            ),
+            (
+                format!("workgroup = \"w\"\ndb_user = \"u\"\n{role}"),
+                "",
+                "destinations.rs.db_user:",
+            ),
+            (
+                "workgroup = \"w\"\niam_role = \"copy'; --\"".into(),
+                "",
+                "destinations.rs.iam_role:",
+            ),
+            (
+                format!("workgroup = \"w\"\n{role}\nmanifests = \"incoming/m/\""),
+                "",
+                "destinations.rs.manifests: \"incoming/m/\" overlaps",
+            ),
+            (
+                format!("workgroup = \"w\"\n{role}"),
+                "csv = { null = \"\\\\N\" }",
+                "route[0].csv: for a redshift destination",
+            ),
+        ] {
+            let got = err_field(&with(&dest, route));
+            assert!(got.starts_with(want), "{got}");
+        }
+    }
+
+    #[test]
     fn first_matching_route_wins_on_relative_path() {
         let c = Config::from_toml(GOOD).unwrap();
         let r = Router::new(&c).unwrap();

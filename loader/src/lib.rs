@@ -15,10 +15,13 @@
 //!   (`format/csv.rs`, `format/jsonl.rs`; their tests in
 //!   `format/tests.rs`); `format::netcdf`, the forecast times of a Met
 //!   Office netCDF file.
-//! * [`dest`]: the [`Destination`](dest::Destination) contract; SQLite and
+//! * [`dest`]: the [`Destination`](dest::Destination) contract; SQLite,
 //!   PostgreSQL (`dest/sqlite.rs`, `dest/postgres.rs`, its TLS in
-//!   `dest/pg_tls.rs`), each with the ledger that makes loads exactly-once; the `dynamodb` destination
-//!   (`dest/dynamodb.rs`), which indexes netCDF files.
+//!   `dest/pg_tls.rs`, its secrets in `dest/pg_secret.rs`) and Redshift
+//!   (`dest/redshift/`: the Data API in `api.rs`, the statements in
+//!   `sql.rs`), each with the ledger that makes loads exactly-once; the
+//!   `dynamodb` destination (`dest/dynamodb.rs`), which indexes netCDF
+//!   files.
 //! * `forecast_index`: the DynamoDB forecast index: item schema, writing,
 //!   querying, table creation (the `dynamodb` destination writes through
 //!   it, `s3loader forecasts` queries through it).
@@ -32,10 +35,9 @@
 //! # Features
 //!
 //! The heavy backends are cargo features, all on by default: `postgres`,
-//! `sqlite`, and `netcdf` (libnetcdf and the DynamoDB forecast index). A
-//! binary built without one refuses, with a config error naming the
-//! feature, a config that uses it. The coming Redshift backend joins as
-//! `redshift`, the same way.
+//! `sqlite`, `netcdf` (libnetcdf and the DynamoDB forecast index) and
+//! `redshift` (the Data API). A binary built without one refuses, with a
+//! config error naming the feature, a config that uses it.
 
 pub mod aws;
 pub mod config;

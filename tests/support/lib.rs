@@ -136,6 +136,27 @@ pub async fn pg_with(ddl: &str) -> (String, tokio_postgres::Client) {
     (url, client)
 }
 
+/// A fresh database on the TLS-only cluster (as RDS runs one): the URL the
+/// loader uses (TCP, `verify-full` against the test CA) and a client on it
+/// over the Unix socket (the cluster refuses plaintext TCP), with `ddl` run.
+pub async fn pg_tls_with(ddl: &str) -> (String, tokio_postgres::Client) {
+    let admin = service("S3LOADER_TEST_PG_TLS_ADMIN");
+    let name = unique("t_");
+    pg_connect(&admin)
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let client = pg_connect(&admin.replace("dbname=postgres", &format!("dbname={name}"))).await;
+    client.batch_execute(ddl).await.expect("the test's DDL");
+    let url = format!(
+        "{} sslmode=verify-full sslrootcert={}",
+        service("S3LOADER_TEST_PG_TLS").replace("dbname=postgres", &format!("dbname={name}")),
+        service("S3LOADER_TEST_PG_CA")
+    );
+    (url, client)
+}
+
 pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
