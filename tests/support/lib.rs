@@ -8,11 +8,15 @@
 //! The test binaries beside it: `store_conformance` (every store rule on
 //! SeaweedFS, moto and a directory), `dest_conformance` (every destination
 //! rule on PostgreSQL and SQLite), `pipeline`, `safety`, `metrics`,
-//! `forecasts`, `lambda`.
+//! `forecasts`, `lambda`, `faults` (faults injected on purpose through
+//! [`fault::FaultProxy`], checked by [`backlog::Backlog::check`]).
 
 use std::sync::Arc;
 
 use loader::store::{LocalStore, ObjectStore, S3Store};
+
+pub mod backlog;
+pub mod fault;
 
 /// The value of a variable `tests/services.sh` exports.
 pub fn service(var: &str) -> String {

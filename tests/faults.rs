@@ -1,0 +1,271 @@
+//! Faults on purpose: each scenario runs a mixed backlog (CSV, gzip, zstd,
+//! JSON Lines, bad files) through real services with a [`FaultProxy`] in
+//! the way, ticks until the queue drains, and checks the invariants with
+//! the one shared checker (`Backlog::check`): every good row exactly once,
+//! every file in exactly one of `processed/` and `failed/`, `incoming/`
+//! empty.
+//!
+//! `FAULT_SEEDS` (default 2, the test command's quick profile; 200 for a
+//! nightly run) sets how many seeded runs each scenario makes per
+//! destination. Each run prints one `fault-tally` line (scenario,
+//! destination, seed, files, rows, lost, doubled).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use loader::config::Config;
+use loader::store::{ObjectStore, S3Store};
+use s3loader_e2e::backlog::{Backlog, Rng, Tally};
+use s3loader_e2e::fault::FaultProxy;
+use s3loader_e2e::*;
+use scheduler::tick::Scheduler;
+
+fn seeds() -> u64 {
+    std::env::var("FAULT_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Where the rows go, and how to read them back.
+enum Warehouse {
+    Postgres(tokio_postgres::Client),
+    Redshift(tokio_postgres::Client),
+    /// The file, and the directory that holds it (kept while in use).
+    Sqlite(std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir),
+}
+
+impl Warehouse {
+    /// A fresh warehouse of `kind`, and its `[destinations.wh]` body;
+    /// PostgreSQL is reached through `pg_port` (a proxy) when given.
+    async fn new(kind: &str, pg_port: Option<u16>) -> (Self, String) {
+        match kind {
+            "postgres" => {
+                let (url, client) = pg_with(ORDERS_DDL).await;
+                let url = match pg_port {
+                    Some(p) => replace_port(&url, p),
+                    None => url,
+                };
+                (
+                    Warehouse::Postgres(client),
+                    pg_destination(&format!("{url} sslmode=disable")),
+                )
+            }
+            "redshift" => {
+                let (url, client) = pg_with(ORDERS_DDL).await;
+                let toml = redshift_destination(&unique("cluster-"), &pg_dbname(&url));
+                (Warehouse::Redshift(client), toml)
+            }
+            _ => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("wh.db");
+                let toml = sqlite_destination(&path);
+                (Warehouse::Sqlite(path, dir), toml)
+            }
+        }
+    }
+
+    async fn rows(&self) -> Vec<((String, String), String)> {
+        const ORDERS: &str = "SELECT id::text, customer FROM orders";
+        const EVENTS: &str = "SELECT event_id, \"user\" FROM events";
+        let mut out = Vec::new();
+        match self {
+            Warehouse::Postgres(c) | Warehouse::Redshift(c) => {
+                for (table, sql) in [("orders", ORDERS), ("events", EVENTS)] {
+                    for r in c.query(sql, &[]).await.unwrap() {
+                        out.push(((table.to_owned(), r.get(0)), r.get(1)));
+                    }
+                }
+            }
+            Warehouse::Sqlite(path, _) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                for (table, sql) in [
+                    ("orders", "SELECT id, customer FROM orders"),
+                    ("events", "SELECT event_id, \"user\" FROM events"),
+                ] {
+                    let mut stmt = match conn.prepare(sql) {
+                        Ok(s) => s,
+                        Err(_) => continue, // never created: nothing loaded
+                    };
+                    let rows = stmt
+                        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                        .unwrap();
+                    for r in rows {
+                        let (id, v) = r.unwrap();
+                        out.push(((table.to_owned(), id), v));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn replace_port(url: &str, port: u16) -> String {
+    url.split_whitespace()
+        .map(|kv| match kv.strip_prefix("port=") {
+            Some(_) => format!("port={port}"),
+            None => kv.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A fresh SeaweedFS bucket, reached by s3loader through `proxy`; the
+/// second store goes direct (seeding and checking see no faults).
+async fn bucket_behind(proxy: &FaultProxy) -> (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>) {
+    let direct = seaweedfs().await;
+    let name = direct.name().strip_prefix("s3://").unwrap().to_owned();
+    let faulty = S3Store::from_shared(&aws_config_for(&proxy.url()).await, &name);
+    (arc(faulty), arc(direct))
+}
+
+fn upstream(var: &str) -> String {
+    service(var).trim_start_matches("http://").to_owned()
+}
+
+/// Ticks until `incoming/` is empty (a tick that errs, as when the lease
+/// or the state cannot be written, is just another tick), at most `max`.
+async fn drain(
+    sched: &Scheduler,
+    direct: &dyn ObjectStore,
+    max: usize,
+    mut between: impl FnMut(usize),
+) {
+    for i in 0..max {
+        between(i);
+        let _ = sched.tick().await;
+        if keys(direct, "incoming/").await.is_empty() {
+            return;
+        }
+    }
+    panic!(
+        "not drained after {max} ticks: {:?}",
+        keys(direct, "incoming/").await
+    );
+}
+
+fn report(scenario: &str, dest: &str, seed: u64, t: Tally) {
+    println!(
+        "fault-tally scenario={scenario} destination={dest} seed={seed} files={} rows={} lost={} doubled={}",
+        t.files, t.rows, t.lost, t.doubled
+    );
+}
+
+/// S3 answers 503 SlowDown, 500 and 429 in storms, and connections are cut
+/// mid-answer (mid-GET of a file, mid-copy), while the tick lists, loads
+/// and moves.
+async fn s3_storms(dest: &str) {
+    for seed in 0..seeds() {
+        let proxy = FaultProxy::start(&upstream("S3LOADER_TEST_SEAWEEDFS")).await;
+        let (faulty, direct) = bucket_behind(&proxy).await;
+        let backlog = Backlog::put(&*direct, 10, 40).await;
+        let (wh, toml) = Warehouse::new(dest, None).await;
+        let cfg = config(&toml, "batch_max_files = 3\nmax_attempts = 50");
+        let sched = scheduler(cfg, faulty);
+        let mut rng = Rng::new(seed);
+        drain(&sched, &*direct, 40, |i| {
+            if i < 6 {
+                let status = [503, 500, 429][rng.below(3) as usize];
+                proxy.http_errors(1 + rng.below(6) as u32, status, "");
+                proxy.cut_answers(1 + rng.below(3) as u32, 200 + rng.below(2000));
+            } else {
+                proxy.heal();
+            }
+        })
+        .await;
+        let (_, cut, errors) = proxy.injected();
+        assert!(cut + errors > 0, "no fault was injected");
+        report(
+            "s3-storms",
+            dest,
+            seed,
+            backlog.check(&*direct, &wh.rows().await).await,
+        );
+    }
+}
+
+/// PostgreSQL refuses connections for a while, and connections are cut
+/// mid-transaction (as when the server restarts mid-COPY).
+async fn postgres_outages(scenario: &str, refuse: Duration) {
+    for seed in 0..seeds() {
+        let pg_port: u16 = service("S3LOADER_TEST_PG")
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("port="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let proxy = FaultProxy::start(&format!("127.0.0.1:{pg_port}")).await;
+        let store = arc(seaweedfs().await);
+        let backlog = Backlog::put(&*store, 10, 200).await;
+        let (wh, toml) = Warehouse::new("postgres", Some(proxy.port)).await;
+        let cfg: Config = config(&toml, "batch_max_files = 2\nmax_attempts = 50");
+        let sched = scheduler(cfg, store.clone());
+        let mut rng = Rng::new(seed);
+        drain(&sched, &*store, 60, |i| match (scenario, i) {
+            ("refused", 0) => proxy.refuse_for(refuse),
+            ("cut-mid-copy", 0..=4) => proxy.cut_answers(2, 100 + rng.below(900)),
+            ("cut-mid-copy", _) => proxy.heal(),
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        })
+        .await;
+        let (refused, cut, _) = proxy.injected();
+        assert!(refused + cut > 0, "no fault was injected");
+        report(
+            scenario,
+            "postgres",
+            seed,
+            backlog.check(&*store, &wh.rows().await).await,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_storms_into_postgres() {
+    s3_storms("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_storms_into_sqlite() {
+    s3_storms("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_storms_into_redshift() {
+    s3_storms("redshift").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refusing_connections_for_a_while() {
+    postgres_outages("refused", Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_cut_mid_copy() {
+    postgres_outages("cut-mid-copy", Duration::ZERO).await;
+}
+
+/// The checker can fail: a doubled row and a lost one are both seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_sees_a_doubled_row_and_a_lost_one() {
+    use futures::FutureExt;
+    let store = arc(seaweedfs().await);
+    let backlog = Backlog::put(&*store, 5, 3).await;
+    let (wh, toml) = Warehouse::new("sqlite", None).await;
+    scheduler(config(&toml, ""), store.clone())
+        .tick()
+        .await
+        .unwrap();
+    let rows = wh.rows().await;
+    assert_eq!(backlog.check(&*store, &rows).await.lost, 0);
+    let mut doubled = rows.clone();
+    doubled.push(rows[0].clone());
+    let mut lost = rows.clone();
+    lost.pop();
+    for bad in [doubled, lost] {
+        let caught = std::panic::AssertUnwindSafe(backlog.check(&*store, &bad))
+            .catch_unwind()
+            .await;
+        assert!(caught.is_err(), "the checker passed a broken warehouse");
+    }
+}

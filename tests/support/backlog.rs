@@ -1,0 +1,155 @@
+//! A mixed backlog for fault scenarios, and the one checker of what every
+//! scenario must leave behind: each good file's rows in the warehouse
+//! exactly once (compared row by row, per file), each file in exactly one
+//! of `processed/` or `failed/` (a report for each failed one), and
+//! `incoming/` empty.
+
+use std::collections::BTreeMap;
+
+use loader::store::ObjectStore;
+
+use crate::{gzip, keys, put};
+
+/// A small seeded generator (xorshift64*): a scenario's choices repeat
+/// for the same seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// One file of the backlog and the rows it must leave in the warehouse:
+/// `(table, id)` → value (empty for a bad file).
+pub struct SourceFile {
+    pub key: String,
+    pub rows: BTreeMap<(String, String), String>,
+}
+
+pub struct Backlog {
+    pub files: Vec<SourceFile>,
+}
+
+/// What a check found, for the closing table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub files: usize,
+    pub rows: usize,
+    pub lost: usize,
+    pub doubled: usize,
+}
+
+impl Backlog {
+    /// Puts `n` files (CSV, gzip CSV, zstd CSV, JSON Lines, and one bad
+    /// file in five: a ragged row) with `rows` rows each under
+    /// `incoming/`; ids are unique across the backlog.
+    pub async fn put(store: &dyn ObjectStore, n: u32, rows: u32) -> Self {
+        let mut files = Vec::new();
+        for f in 0..n {
+            let base = f * 1000;
+            let mut expect = BTreeMap::new();
+            let (key, body): (String, Vec<u8>) = match f % 5 {
+                4 => (
+                    format!("incoming/orders/{f:03}-bad.csv"),
+                    format!(
+                        "id,customer,amount,ordered_at\n{base},x,1,2026-11-01T00:00:00Z\n{},y\n",
+                        base + 1
+                    )
+                    .into_bytes(),
+                ),
+                3 => {
+                    let mut body = String::new();
+                    for i in base..base + rows {
+                        body += &format!(
+                            "{{\"event_id\":\"e{i}\",\"type\":\"t\",\"user\":\"u{i}\",\"at\":\"2026-11-01T00:00:00Z\",\"props\":{{\"n\":{i}}}}}\n"
+                        );
+                        expect.insert(("events".into(), format!("e{i}")), format!("u{i}"));
+                    }
+                    (format!("incoming/events/{f:03}.jsonl"), body.into_bytes())
+                }
+                k => {
+                    let mut body = String::from("id,customer,amount,ordered_at\n");
+                    for i in base..base + rows {
+                        body += &format!("{i},c{i},1.50,2026-11-01T00:00:00Z\n");
+                        expect.insert(("orders".into(), i.to_string()), format!("c{i}"));
+                    }
+                    match k {
+                        0 => (format!("incoming/orders/{f:03}.csv"), body.into_bytes()),
+                        1 => (
+                            format!("incoming/orders/{f:03}.csv.gz"),
+                            gzip(body.as_bytes()),
+                        ),
+                        _ => (
+                            format!("incoming/orders/{f:03}.csv.zst"),
+                            zstd::encode_all(body.as_bytes(), 3).unwrap(),
+                        ),
+                    }
+                }
+            };
+            put(store, &key, body).await;
+            files.push(SourceFile { key, rows: expect });
+        }
+        Backlog { files }
+    }
+
+    /// Checks the invariants against `found`: every `(table, id)` → value
+    /// row read back from the warehouse (`orders.id, customer` and
+    /// `events.event_id, "user"`), with repeats. Panics with what broke;
+    /// returns the tally.
+    pub async fn check(
+        &self,
+        store: &dyn ObjectStore,
+        found: &[((String, String), String)],
+    ) -> Tally {
+        let mut seen: BTreeMap<&(String, String), Vec<&String>> = BTreeMap::new();
+        for (id, value) in found {
+            seen.entry(id).or_default().push(value);
+        }
+        let processed = keys(store, "processed/").await;
+        let failed = keys(store, "failed/").await;
+        let errors = keys(store, "errors/").await;
+        let incoming = keys(store, "incoming/").await;
+        assert!(incoming.is_empty(), "incoming/ not drained: {incoming:?}");
+        let mut tally = Tally {
+            files: self.files.len(),
+            ..Tally::default()
+        };
+        for f in &self.files {
+            let rel = f.key.strip_prefix("incoming/").unwrap();
+            let done = processed.iter().any(|k| k == &format!("processed/{rel}"));
+            let gone = failed.iter().any(|k| k == &format!("failed/{rel}"));
+            let bad = f.rows.is_empty();
+            assert!(done != gone, "{}: processed {done}, failed {gone}", f.key);
+            assert_eq!(gone, bad, "{}: failed/ iff bad", f.key);
+            if gone {
+                assert!(
+                    errors
+                        .iter()
+                        .any(|k| k.starts_with(&format!("errors/{rel}"))),
+                    "{}: no report in errors/",
+                    f.key
+                );
+            }
+            for (id, value) in &f.rows {
+                tally.rows += 1;
+                match seen.get(id).map(Vec::as_slice) {
+                    None | Some([]) => tally.lost += 1,
+                    Some([v]) => assert_eq!(*v, value, "{}: row {id:?} changed", f.key),
+                    Some(_) => tally.doubled += 1,
+                }
+            }
+        }
+        assert_eq!((tally.lost, tally.doubled), (0, 0), "{tally:?}");
+        let expected: usize = self.files.iter().map(|f| f.rows.len()).sum();
+        assert_eq!(found.len(), expected, "rows in the warehouse: {tally:?}");
+        tally
+    }
+}
