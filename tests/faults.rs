@@ -269,3 +269,103 @@ async fn the_checker_sees_a_doubled_row_and_a_lost_one() {
         assert!(caught.is_err(), "the checker passed a broken warehouse");
     }
 }
+
+/// Runs the real worker, but first (or after the load, before the tick
+/// moves anything) replaces one file of the batch with new bytes: a new
+/// ETag between list and load, or between load and move.
+struct ReplaceDuring {
+    inner: fanout::LocalFanout,
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    body: String,
+    after_load: bool,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl fanout::Fanout for ReplaceDuring {
+    async fn dispatch(&self, batch: loader::contract::Batch) -> loader::contract::BatchOutcome {
+        use std::sync::atomic::Ordering;
+        let ours = batch.files.iter().any(|f| f.key == self.key);
+        let replace = || async {
+            if ours && !self.done.swap(true, Ordering::SeqCst) {
+                put(&*self.store, &self.key, self.body.clone()).await;
+            }
+        };
+        if !self.after_load {
+            replace().await;
+        }
+        let out = self.inner.dispatch(batch).await;
+        if self.after_load {
+            replace().await;
+        }
+        out
+    }
+}
+
+/// An object replaced between list and load (or between load and move):
+/// only the version that was loaded moves, and the new version loads
+/// later, each once.
+async fn replaced(after_load: bool) {
+    let store = arc(seaweedfs().await);
+    let mut backlog = Backlog::put(&*store, 10, 5).await;
+    let (wh, toml) = Warehouse::new("postgres", None).await;
+    let cfg = config(&toml, "batch_max_files = 3");
+    // The first CSV file gets a new version with other ids.
+    let i = 0;
+    let key = backlog.files[i].key.clone();
+    let mut body = String::from("id,customer,amount,ordered_at\n");
+    let mut new_rows = std::collections::BTreeMap::new();
+    for id in 900_000..900_004 {
+        body += &format!("{id},c{id},1.50,2026-11-01T00:00:00Z\n");
+        new_rows.insert(("orders".to_owned(), id.to_string()), format!("c{id}"));
+    }
+    if after_load {
+        backlog.files[i].rows.extend(new_rows);
+    } else {
+        backlog.files[i].rows = new_rows;
+    }
+    let worker = loader::worker::Worker::from_config(&cfg, store.clone()).unwrap();
+    let fanout = ReplaceDuring {
+        inner: fanout::LocalFanout::new(worker),
+        store: store.clone(),
+        key: key.clone(),
+        body,
+        after_load,
+        done: false.into(),
+    };
+    let sched = scheduler_with(cfg, store.clone(), Arc::new(fanout));
+    let first = sched.tick().await.unwrap();
+    let line = result_of(&first, &key);
+    // Before the load: the worker's read is pinned to the listed ETag,
+    // so the file stays, to be listed afresh. After the load: the move is
+    // pinned too, so the new version is not moved as the loaded one.
+    let want = if after_load {
+        scheduler::report::FileResult::Gone
+    } else {
+        scheduler::report::FileResult::Retry
+    };
+    assert_eq!(line.result, want, "{first}");
+    drain(&sched, &*store, 5, |_| {}).await;
+    let scenario = if after_load {
+        "replaced-after-load"
+    } else {
+        "replaced-before-load"
+    };
+    report(
+        scenario,
+        "postgres",
+        0,
+        backlog.check(&*store, &wh.rows().await).await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_between_list_and_load_loads_its_new_version_once() {
+    replaced(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_between_load_and_move_keeps_both_versions_once() {
+    replaced(true).await;
+}
