@@ -369,3 +369,71 @@ async fn an_object_replaced_between_list_and_load_loads_its_new_version_once() {
 async fn an_object_replaced_between_load_and_move_keeps_both_versions_once() {
     replaced(true).await;
 }
+
+/// The real worker, late: every batch waits `delay` before it loads, as a
+/// tick stalled by a slow destination.
+struct Late(fanout::LocalFanout, Duration);
+
+#[async_trait::async_trait]
+impl fanout::Fanout for Late {
+    async fn dispatch(&self, batch: loader::contract::Batch) -> loader::contract::BatchOutcome {
+        tokio::time::sleep(self.1).await;
+        self.0.dispatch(batch).await
+    }
+}
+
+/// A tick so slow that its lease expires: a second tick takes over and
+/// loads the same files while the first still holds them; the first then
+/// loads (the ledger says `AlreadyLoaded` or it loads first) and moves
+/// after the takeover. Each row still lands once, each file in one place.
+async fn lease_expires(dest: &str) {
+    for seed in 0..seeds() {
+        let store = arc(seaweedfs().await);
+        let backlog = Backlog::put(&*store, 10, 20).await;
+        let (wh, toml) = Warehouse::new(dest, None).await;
+        let tick = "deadline_secs = 1\nlist_max_secs = 1\nlease_ttl_secs = 2\nbatch_max_files = 3";
+        let cfg = config(&toml, tick);
+        let worker = loader::worker::Worker::from_config(&cfg, store.clone()).unwrap();
+        let mut rng = Rng::new(seed);
+        let late = Duration::from_millis(3000 + rng.below(1500));
+        let slow = scheduler_with(
+            cfg.clone(),
+            store.clone(),
+            Arc::new(Late(fanout::LocalFanout::new(worker), late)),
+        );
+        let fast = scheduler(cfg, store.clone());
+        let takeover = Duration::from_millis(2200 + rng.below(500));
+        let (_first, second) = tokio::join!(slow.tick(), async {
+            tokio::time::sleep(takeover).await;
+            fast.tick().await.unwrap()
+        });
+        assert_eq!(
+            second.lease,
+            scheduler::report::LeaseStatus::Acquired,
+            "the second tick took over: {second}"
+        );
+        assert!(second.loaded > 0, "the ticks shared files: {second}");
+        drain(&fast, &*store, 5, |_| {}).await;
+        report(
+            "lease-expired",
+            dest,
+            seed,
+            backlog.check(&*store, &wh.rows().await).await,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_expires_under_a_slow_tick_into_postgres() {
+    lease_expires("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_expires_under_a_slow_tick_into_sqlite() {
+    lease_expires("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_expires_under_a_slow_tick_into_redshift() {
+    lease_expires("redshift").await;
+}
