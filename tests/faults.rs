@@ -7,7 +7,8 @@
 //!
 //! `FAULT_SEEDS` (default 2, the test command's quick profile; 200 for a
 //! nightly run) sets how many seeded runs each scenario makes per
-//! destination. Each run prints one `fault-tally` line (scenario,
+//! destination; `FAULT_OUTAGE_SECS` (default 3; 90 nightly) how long
+//! PostgreSQL refuses connections. Each run prints one `fault-tally` line (scenario,
 //! destination, seed, files, rows, lost, doubled).
 
 use std::sync::Arc;
@@ -202,7 +203,8 @@ async fn postgres_outages(scenario: &str, refuse: Duration) {
         let cfg: Config = config(&toml, "batch_max_files = 2\nmax_attempts = 50");
         let sched = scheduler(cfg, store.clone());
         let mut rng = Rng::new(seed);
-        drain(&sched, &*store, 60, |i| match (scenario, i) {
+        let ticks = 60 + 5 * refuse.as_secs() as usize;
+        drain(&sched, &*store, ticks, |i| match (scenario, i) {
             ("refused", 0) => proxy.refuse_for(refuse),
             ("cut-mid-copy", 0..=4) => proxy.cut_answers(2, 100 + rng.below(900)),
             ("cut-mid-copy", _) => proxy.heal(),
@@ -237,7 +239,11 @@ async fn s3_storms_into_redshift() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_refusing_connections_for_a_while() {
-    postgres_outages("refused", Duration::from_secs(3)).await;
+    let secs = std::env::var("FAULT_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    postgres_outages("refused", Duration::from_secs(secs)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,4 +442,100 @@ async fn a_lease_that_expires_under_a_slow_tick_into_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_that_expires_under_a_slow_tick_into_redshift() {
     lease_expires("redshift").await;
+}
+
+/// The `s3loader` binary, built now (the test may run before anything
+/// else built it).
+fn s3loader_bin() -> std::path::PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "s3loader", "--bin", "s3loader"])
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "cargo build -p s3loader");
+    let exe = std::env::current_exe().unwrap();
+    // <target>/debug/deps/faults-<hash> -> <target>/debug/s3loader
+    exe.parent().unwrap().parent().unwrap().join("s3loader")
+}
+
+/// `s3loader run` SIGKILLed at a random moment, again and again, the
+/// lease left to expire between kills so each kill lands in real work;
+/// then one last run drains the queue.
+async fn killed_at_random(dest: &str) {
+    let bin = s3loader_bin();
+    for seed in 0..seeds() {
+        let store = arc(seaweedfs().await);
+        let bucket = store.name().to_owned();
+        let backlog = Backlog::put(&*store, 12, 300).await;
+        let (wh, toml) = Warehouse::new(dest, None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("s3loader.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[source]\nurl = \"{bucket}\"\n[tick]\ninterval_secs = 1\ndeadline_secs = 2\n\
+                 list_max_secs = 1\nlease_ttl_secs = 3\nbatch_max_files = 2\nconcurrency = 2\n\
+                 [destinations.wh]\n{toml}\n[[route]]\npattern = \"orders/**/*.csv*\"\n\
+                 destination = \"wh\"\ntable = \"orders\"\n[[route]]\npattern = \"events/**/*.jsonl*\"\n\
+                 destination = \"wh\"\ntable = \"events\"\nformat = \"jsonl\"\n"
+            ),
+        )
+        .unwrap();
+        let start = || {
+            std::process::Command::new(&bin)
+                .args(["--config", config.to_str().unwrap(), "run"])
+                .env("AWS_ENDPOINT_URL_S3", service("S3LOADER_TEST_SEAWEEDFS"))
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut rng = Rng::new(seed);
+        let mut kills = 0;
+        for _ in 0..2 {
+            if keys(&*store, "incoming/").await.is_empty() {
+                break;
+            }
+            let mut child = start();
+            tokio::time::sleep(Duration::from_millis(300 + rng.below(2500))).await;
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            kills += 1;
+            // The dead process's lease expires.
+            tokio::time::sleep(Duration::from_millis(3200)).await;
+        }
+        let mut child = start();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !keys(&*store, "incoming/").await.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not drained after the kills"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(kills > 0);
+        report(
+            "killed-at-random",
+            dest,
+            seed,
+            backlog.check(&*store, &wh.rows().await).await,
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3loader_run_killed_at_random_into_postgres() {
+    killed_at_random("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3loader_run_killed_at_random_into_sqlite() {
+    killed_at_random("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3loader_run_killed_at_random_into_redshift() {
+    killed_at_random("redshift").await;
 }
