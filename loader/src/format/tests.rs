@@ -276,3 +276,80 @@ fn a_zstd_frame_with_a_window_over_the_limit_is_refused() {
     let e = format_message(read(data, "w.csv.zst").unwrap_err());
     assert!(e.contains("limits.zstd_window_log_max"), "{e}");
 }
+
+mod arbitrary_bytes {
+    //! Whatever bytes a file holds, the readers return rows or a named
+    //! error: never a panic, and never more than the record limit held.
+    use super::*;
+    use crate::config::{Compression, Limits};
+    use proptest::prelude::*;
+
+    fn spec(format: Format, compression: Compression, header: bool) -> LoadSpec {
+        LoadSpec {
+            format,
+            compression,
+            csv: CsvOptions {
+                header,
+                ..CsvOptions::default()
+            },
+            columns: (!header).then(|| vec!["a".into(), "b".into()]),
+            limits: Limits {
+                max_record_bytes: 4096,
+                max_decompressed_bytes: 1 << 20,
+                ..Limits::default()
+            },
+        }
+    }
+
+    /// Bytes that look like the formats often enough to get past the
+    /// first line: CSV and JSON punctuation, quotes, newlines, high bytes.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            prop_oneof![
+                Just(b','),
+                Just(b'"'),
+                Just(b'\n'),
+                Just(b'\r'),
+                Just(b'{'),
+                Just(b'}'),
+                Just(b':'),
+                Just(b'['),
+                Just(b'a'),
+                Just(b'1'),
+                any::<u8>(),
+            ],
+            0..3000,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        #[test]
+        fn csv_and_jsonl_never_panic(data in bytes(), header in any::<bool>(), json in any::<bool>()) {
+            let format = if json { Format::Jsonl } else { Format::Csv };
+            let got = rows(data, "k", &spec(format, Compression::None, header));
+            if let Ok((_, rows)) = got {
+                // Every field came from the input: none longer than it.
+                for r in rows {
+                    for f in r.into_iter().flatten() {
+                        prop_assert!(f.len() <= 4096);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn compressed_garbage_is_an_error_not_a_panic(data in bytes(), zstd in any::<bool>()) {
+            let compression = if zstd { Compression::Zstd } else { Compression::Gzip };
+            let _ = rows(data, "k", &spec(Format::Csv, compression, true));
+        }
+
+        #[test]
+        fn a_gzip_of_arbitrary_bytes_reads_or_fails_by_name(data in bytes()) {
+            if let Err(e) = rows(gzip(&data), "k.csv.gz", &spec(Format::Csv, Compression::Auto, true)) {
+                prop_assert!(matches!(e, Error::Format { .. }), "{e:?}");
+            }
+        }
+    }
+}
