@@ -206,7 +206,7 @@ async fn postgres_outages(scenario: &str, refuse: Duration) {
         let ticks = 60 + 5 * refuse.as_secs() as usize;
         drain(&sched, &*store, ticks, |i| match (scenario, i) {
             ("refused", 0) => proxy.refuse_for(refuse),
-            ("cut-mid-copy", 0..=4) => proxy.cut_answers(2, 100 + rng.below(900)),
+            ("cut-mid-copy", 0..=4) => proxy.cut_answers(2, 50 + rng.below(450)),
             ("cut-mid-copy", _) => proxy.heal(),
             _ => std::thread::sleep(Duration::from_millis(200)),
         })
