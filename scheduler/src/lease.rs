@@ -5,6 +5,11 @@
 //! (`If-None-Match: *`); an expired one is taken over with `If-Match` on its
 //! ETag, so of two contenders exactly one wins. Released by a delete guarded
 //! by our ETag, so we never delete a lease someone else took over.
+//!
+//! A lease naming the caller's own owner, when the caller says none of its
+//! ticks is running (`reclaim_own`), is taken over like an expired one: it
+//! is a leftover of a release that failed or of a create whose answer was
+//! lost, and waiting out its TTL would stall the pipeline for nothing.
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
@@ -44,6 +49,7 @@ pub async fn acquire(
     key: &str,
     owner: &str,
     ttl: Duration,
+    reclaim_own: bool,
 ) -> Result<Acquired> {
     let now = Utc::now();
     let body = Body {
@@ -74,7 +80,8 @@ pub async fn acquire(
         };
         // An unreadable lease is treated as expired rather than blocking
         // the pipeline for ever.
-        if let Some(cur) = current.filter(|c| c.expires_at > now) {
+        let live = |c: &Body| c.expires_at > now && !(reclaim_own && c.owner == owner);
+        if let Some(cur) = current.filter(live) {
             return Ok(Acquired::HeldBy {
                 owner: cur.owner,
                 expires_at: cur.expires_at,
@@ -82,7 +89,10 @@ pub async fn acquire(
         }
         return match store.put(key, bytes, PutMode::Update(etag)).await {
             Ok(etag) => {
-                tracing::warn!(lease = key, "took over an expired lease");
+                tracing::warn!(
+                    lease = key,
+                    "took over an expired lease, or our own leftover"
+                );
                 Ok(lease(etag))
             }
             // Someone else took it over first.
@@ -121,5 +131,43 @@ pub async fn release(store: &dyn ObjectStore, lease: &Lease) {
         Err(e) => {
             tracing::warn!(lease = %lease.key, error = %loader::error::chain(&e), "could not release the lease; it expires by itself")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loader::store::LocalStore;
+
+    fn held(a: &Acquired) -> bool {
+        matches!(a, Acquired::HeldBy { .. })
+    }
+
+    #[tokio::test]
+    async fn our_own_leftover_is_reclaimed_only_when_no_tick_of_ours_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        let ttl = Duration::seconds(300);
+        // A tick of ours took the lease and never released it.
+        assert!(!held(
+            &acquire(&store, "lease", "us", ttl, true).await.unwrap()
+        ));
+        // Another tick of ours still runs: the lease stands.
+        assert!(held(
+            &acquire(&store, "lease", "us", ttl, false).await.unwrap()
+        ));
+        // Someone else never reclaims it before it expires.
+        assert!(held(
+            &acquire(&store, "lease", "them", ttl, true).await.unwrap()
+        ));
+        // None of ours runs: it is a leftover, taken over at once, and the
+        // new lease is the one a release deletes.
+        let Acquired::Yes(lease) = acquire(&store, "lease", "us", ttl, true).await.unwrap() else {
+            panic!("our leftover lease was not reclaimed");
+        };
+        release(&store, &lease).await;
+        assert!(!held(
+            &acquire(&store, "lease", "them", ttl, true).await.unwrap()
+        ));
     }
 }

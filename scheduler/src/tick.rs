@@ -29,7 +29,30 @@ pub struct Scheduler {
     store: Arc<dyn ObjectStore>,
     fanout: Arc<dyn Fanout>,
     metrics: Arc<dyn MetricsSink>,
+    /// Unique per instance, so a lease naming it was written by us.
     owner: String,
+    /// Ticks of this instance now running: with none, a lease naming our
+    /// owner is a leftover of ours (a release that failed, or a create
+    /// that succeeded but whose answer was lost) and is reclaimed at once,
+    /// not waited out for `lease_ttl_secs`.
+    running: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a tick in [`Scheduler::running`] while it lives.
+struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Running<'a> {
+    /// Enters; says whether this is the only tick of the instance.
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> (Self, bool) {
+        let before = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (Self(count), before == 0)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Which batch a file's outcome came from, for its report.
@@ -109,6 +132,7 @@ impl Scheduler {
             fanout,
             metrics,
             owner,
+            running: Default::default(),
         })
     }
 
@@ -142,9 +166,9 @@ impl Scheduler {
         );
         let mut report = TickReport::new(&tick_id, &self.config.metrics.pipeline, now);
         let ttl = chrono::Duration::seconds(self.config.tick.lease_ttl_secs as i64);
-        let lease = match lease::acquire(&*self.store, &self.state_key("lease"), &self.owner, ttl)
-            .await?
-        {
+        let (_running, alone) = Running::enter(&self.running);
+        let key = self.state_key("lease");
+        let lease = match lease::acquire(&*self.store, &key, &self.owner, ttl, alone).await? {
             Acquired::Yes(lease) => lease,
             Acquired::HeldBy { owner, expires_at } => {
                 report.lease = LeaseStatus::HeldBy { owner, expires_at };
