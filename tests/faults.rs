@@ -3,7 +3,8 @@
 //! the way, ticks until the queue drains, and checks the invariants with
 //! the one shared checker (`Backlog::check`): every good row exactly once,
 //! every file in exactly one of `processed/` and `failed/`, `incoming/`
-//! empty.
+//! empty, and the backlog metric (published to moto's CloudWatch, read
+//! back from there) gone to zero.
 //!
 //! `FAULT_SEEDS` (default 2, the test command's quick profile; 200 for a
 //! nightly run) sets how many seeded runs each scenario makes per
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use loader::config::Config;
 use loader::store::{ObjectStore, S3Store};
-use s3loader_e2e::backlog::{Backlog, Rng, Tally};
+use s3loader_e2e::backlog::{Backlog, Metrics, Rng, Tally};
 use s3loader_e2e::fault::FaultProxy;
 use s3loader_e2e::*;
 use scheduler::tick::Scheduler;
@@ -125,25 +126,65 @@ fn upstream(var: &str) -> String {
     service(var).trim_start_matches("http://").to_owned()
 }
 
+/// A scheduler with in-process workers (AWS clients from `shared`, when
+/// given) whose metrics go to moto's CloudWatch (through `via`, a proxy's
+/// URL, when given).
+async fn metered(
+    mut cfg: Config,
+    store: Arc<dyn ObjectStore>,
+    fanout: Option<Arc<dyn fanout::Fanout>>,
+    shared: Option<&aws_config::SdkConfig>,
+    via: Option<String>,
+    metrics: &Metrics,
+) -> Scheduler {
+    metrics.configure(&mut cfg);
+    let fanout = fanout.unwrap_or_else(|| {
+        let worker = match shared {
+            Some(shared) => loader::worker::Worker::from_config_shared(&cfg, store.clone(), shared),
+            None => loader::worker::Worker::from_config(&cfg, store.clone()),
+        };
+        Arc::new(fanout::LocalFanout::new(worker.unwrap()))
+    });
+    let sink = metrics.sink(via).await;
+    Scheduler::new(cfg, store, fanout, sink).unwrap()
+}
+
 /// Ticks until `incoming/` is empty (a tick that errs, as when the lease
-/// or the state cannot be written, is just another tick), at most `max`.
+/// or the state cannot be written, is just another tick), at most `max`;
+/// then `between(usize::MAX)` (heal) and one last tick that must hold the
+/// lease and find the backlog empty, so the metric goes to zero.
 async fn drain(
     sched: &Scheduler,
     direct: &dyn ObjectStore,
     max: usize,
     mut between: impl FnMut(usize),
 ) {
+    let mut drained = false;
     for i in 0..max {
         between(i);
         let _ = sched.tick().await;
         if keys(direct, "incoming/").await.is_empty() {
-            return;
+            drained = true;
+            break;
         }
     }
-    panic!(
+    assert!(
+        drained,
         "not drained after {max} ticks: {:?}",
         keys(direct, "incoming/").await
     );
+    between(usize::MAX);
+    for _ in 0..20 {
+        match sched.tick().await {
+            Ok(r) if r.lease == scheduler::report::LeaseStatus::Acquired => {
+                assert_eq!(r.backlog.files, 0, "{r}");
+                return;
+            }
+            // Another tick's lease (a killed one's) has yet to expire.
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    panic!("no tick held the lease after the queue drained");
 }
 
 fn report(scenario: &str, dest: &str, seed: u64, t: Tally) {
@@ -153,35 +194,67 @@ fn report(scenario: &str, dest: &str, seed: u64, t: Tally) {
     );
 }
 
-/// S3 answers 503 SlowDown, 500 and 429 in storms, and connections are cut
-/// mid-answer (mid-GET of a file, mid-copy), while the tick lists, loads
-/// and moves.
-async fn s3_storms(dest: &str) {
+/// Storms on every HTTP service s3loader talks to, at once, for six
+/// ticks: 10-30% of requests to S3 (SeaweedFS) get 503 SlowDown, 500 or
+/// 429 and as many connections are cut mid-answer (mid-GET of a file,
+/// mid-copy); so go moto's CloudWatch (the metrics) and, for Redshift, the
+/// Data API stand-in (mid-submit, mid-describe), while the tick leases,
+/// lists, loads, moves and publishes.
+async fn storms(dest: &str) {
     for seed in 0..seeds() {
-        let proxy = FaultProxy::start(&upstream("S3LOADER_TEST_SEAWEEDFS")).await;
-        let (faulty, direct) = bucket_behind(&proxy).await;
+        let s3 = FaultProxy::start(&upstream("S3LOADER_TEST_SEAWEEDFS")).await;
+        let moto = FaultProxy::start(&upstream("S3LOADER_TEST_MOTO")).await;
+        let data_api = FaultProxy::start(&upstream("S3LOADER_TEST_REDSHIFT")).await;
+        let (faulty, direct) = bucket_behind(&s3).await;
         let backlog = Backlog::put(&*direct, 10, 40).await;
         let (wh, toml) = Warehouse::new(dest, None).await;
         let cfg = config(&toml, "batch_max_files = 3\nmax_attempts = 50");
-        let sched = scheduler(cfg, faulty);
+        let shared = aws_config_for(&data_api.url()).await;
+        let metrics = Metrics::default();
+        let via = Some(moto.url());
+        let sched = metered(cfg, faulty, None, Some(&shared), via, &metrics).await;
         let mut rng = Rng::new(seed);
+        let proxies = [&s3, &moto, &data_api];
+        let percent = 10 + rng.below(21);
         drain(&sched, &*direct, 40, |i| {
-            if i < 6 {
-                let status = [503, 500, 429][rng.below(3) as usize];
-                proxy.http_errors(1 + rng.below(6) as u32, status, "");
-                proxy.cut_answers(1 + rng.below(3) as u32, 200 + rng.below(2000));
-            } else {
-                proxy.heal();
+            for (n, proxy) in proxies.iter().enumerate() {
+                match i {
+                    // A storm, and one certain error and cut first, so
+                    // each service sees a fault however few its requests.
+                    0 => {
+                        proxy.storm(percent, seed * 3 + n as u64);
+                        proxy.http_errors(1, 503, "");
+                        proxy.cut_answers(1, 100 + seed * 97 % 1900);
+                    }
+                    // Healed; one that has seen no fault yet (a service
+                    // no tick reached in the storm) still answers its next
+                    // request with a 503, which the SDK retries.
+                    6.. => {
+                        let (_, cut, errors) = proxy.injected();
+                        proxy.heal();
+                        if cut + errors == 0 {
+                            proxy.http_errors(1, 503, "");
+                        }
+                    }
+                    _ => {}
+                }
             }
         })
         .await;
-        let (_, cut, errors) = proxy.injected();
-        assert!(cut + errors > 0, "no fault was injected");
+        for (name, proxy) in [("S3", &s3), ("CloudWatch", &moto)] {
+            let (_, cut, errors) = proxy.injected();
+            assert!(cut + errors > 0, "no fault was injected into {name}");
+        }
+        if dest == "redshift" {
+            let (_, cut, errors) = data_api.injected();
+            assert!(cut + errors > 0, "no fault was injected into the Data API");
+        }
+        let found = wh.rows().await;
         report(
-            "s3-storms",
+            "storms",
             dest,
             seed,
-            backlog.check(&*direct, &wh.rows().await).await,
+            backlog.check(&*direct, &found, &metrics).await,
         );
     }
 }
@@ -201,7 +274,8 @@ async fn postgres_outages(scenario: &str, refuse: Duration) {
         let backlog = Backlog::put(&*store, 10, 200).await;
         let (wh, toml) = Warehouse::new("postgres", Some(proxy.port)).await;
         let cfg: Config = config(&toml, "batch_max_files = 2\nmax_attempts = 50");
-        let sched = scheduler(cfg, store.clone());
+        let metrics = Metrics::default();
+        let sched = metered(cfg, store.clone(), None, None, None, &metrics).await;
         let mut rng = Rng::new(seed);
         let ticks = 60 + 5 * refuse.as_secs() as usize;
         drain(&sched, &*store, ticks, |i| match (scenario, i) {
@@ -213,28 +287,29 @@ async fn postgres_outages(scenario: &str, refuse: Duration) {
         .await;
         let (refused, cut, _) = proxy.injected();
         assert!(refused + cut > 0, "no fault was injected");
+        let found = wh.rows().await;
         report(
             scenario,
             "postgres",
             seed,
-            backlog.check(&*store, &wh.rows().await).await,
+            backlog.check(&*store, &found, &metrics).await,
         );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_storms_into_postgres() {
-    s3_storms("postgres").await;
+async fn storms_into_postgres() {
+    storms("postgres").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_storms_into_sqlite() {
-    s3_storms("sqlite").await;
+async fn storms_into_sqlite() {
+    storms("sqlite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_storms_into_redshift() {
-    s3_storms("redshift").await;
+async fn storms_into_redshift() {
+    storms("redshift").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,25 +326,35 @@ async fn postgres_connections_cut_mid_copy() {
     postgres_outages("cut-mid-copy", Duration::ZERO).await;
 }
 
-/// The checker can fail: a doubled row and a lost one are both seen.
+/// The checker can fail: a backlog metric that never went to zero, a
+/// doubled row and a lost one are each seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_checker_sees_a_doubled_row_and_a_lost_one() {
+async fn the_checker_sees_a_doubled_row_a_lost_one_and_a_metric_left_up() {
     use futures::FutureExt;
     let store = arc(seaweedfs().await);
     let backlog = Backlog::put(&*store, 5, 3).await;
     let (wh, toml) = Warehouse::new("sqlite", None).await;
-    scheduler(config(&toml, ""), store.clone())
-        .tick()
-        .await
-        .unwrap();
+    let metrics = Metrics::default();
+    let sched = metered(config(&toml, ""), store.clone(), None, None, None, &metrics).await;
+    sched.tick().await.unwrap();
     let rows = wh.rows().await;
-    assert_eq!(backlog.check(&*store, &rows).await.lost, 0);
+    // Drained, but no tick has seen the empty queue yet.
+    assert!(keys(&*store, "incoming/").await.is_empty());
+    let early = std::panic::AssertUnwindSafe(backlog.check(&*store, &rows, &metrics))
+        .catch_unwind()
+        .await;
+    assert!(
+        early.is_err(),
+        "the checker passed a backlog metric left up"
+    );
+    sched.tick().await.unwrap();
+    assert_eq!(backlog.check(&*store, &rows, &metrics).await.lost, 0);
     let mut doubled = rows.clone();
     doubled.push(rows[0].clone());
     let mut lost = rows.clone();
     lost.pop();
     for bad in [doubled, lost] {
-        let caught = std::panic::AssertUnwindSafe(backlog.check(&*store, &bad))
+        let caught = std::panic::AssertUnwindSafe(backlog.check(&*store, &bad, &metrics))
             .catch_unwind()
             .await;
         assert!(caught.is_err(), "the checker passed a broken warehouse");
@@ -340,7 +425,16 @@ async fn replaced(after_load: bool) {
         after_load,
         done: false.into(),
     };
-    let sched = scheduler_with(cfg, store.clone(), Arc::new(fanout));
+    let metrics = Metrics::default();
+    let sched = metered(
+        cfg,
+        store.clone(),
+        Some(Arc::new(fanout)),
+        None,
+        None,
+        &metrics,
+    )
+    .await;
     let first = sched.tick().await.unwrap();
     let line = result_of(&first, &key);
     // Before the load: the worker's read is pinned to the listed ETag,
@@ -358,11 +452,12 @@ async fn replaced(after_load: bool) {
     } else {
         "replaced-before-load"
     };
+    let found = wh.rows().await;
     report(
         scenario,
         "postgres",
         0,
-        backlog.check(&*store, &wh.rows().await).await,
+        backlog.check(&*store, &found, &metrics).await,
     );
 }
 
@@ -402,12 +497,10 @@ async fn lease_expires(dest: &str) {
         let worker = loader::worker::Worker::from_config(&cfg, store.clone()).unwrap();
         let mut rng = Rng::new(seed);
         let late = Duration::from_millis(3000 + rng.below(1500));
-        let slow = scheduler_with(
-            cfg.clone(),
-            store.clone(),
-            Arc::new(Late(fanout::LocalFanout::new(worker), late)),
-        );
-        let fast = scheduler(cfg, store.clone());
+        let metrics = Metrics::default();
+        let late = Arc::new(Late(fanout::LocalFanout::new(worker), late));
+        let slow = metered(cfg.clone(), store.clone(), Some(late), None, None, &metrics).await;
+        let fast = metered(cfg, store.clone(), None, None, None, &metrics).await;
         let takeover = Duration::from_millis(2200 + rng.below(500));
         let (_first, second) = tokio::join!(slow.tick(), async {
             tokio::time::sleep(takeover).await;
@@ -420,11 +513,12 @@ async fn lease_expires(dest: &str) {
         );
         assert!(second.loaded > 0, "the ticks shared files: {second}");
         drain(&fast, &*store, 5, |_| {}).await;
+        let found = wh.rows().await;
         report(
             "lease-expired",
             dest,
             seed,
-            backlog.check(&*store, &wh.rows().await).await,
+            backlog.check(&*store, &found, &metrics).await,
         );
     }
 }
@@ -469,14 +563,16 @@ async fn killed_at_random(dest: &str) {
         let (wh, toml) = Warehouse::new(dest, None).await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("s3loader.toml");
+        let metrics = Metrics::default();
         std::fs::write(
             &config,
             format!(
-                "[source]\nurl = \"{bucket}\"\n[tick]\ninterval_secs = 1\ndeadline_secs = 2\n\
+                "{}[source]\nurl = \"{bucket}\"\n[tick]\ninterval_secs = 1\ndeadline_secs = 2\n\
                  list_max_secs = 1\nlease_ttl_secs = 3\nbatch_max_files = 2\nconcurrency = 2\n\
                  [destinations.wh]\n{toml}\n[[route]]\npattern = \"orders/**/*.csv*\"\n\
                  destination = \"wh\"\ntable = \"orders\"\n[[route]]\npattern = \"events/**/*.jsonl*\"\n\
-                 destination = \"wh\"\ntable = \"events\"\nformat = \"jsonl\"\n"
+                 destination = \"wh\"\ntable = \"events\"\nformat = \"jsonl\"\n",
+                metrics.toml()
             ),
         )
         .unwrap();
@@ -484,6 +580,7 @@ async fn killed_at_random(dest: &str) {
             std::process::Command::new(&bin)
                 .args(["--config", config.to_str().unwrap(), "run"])
                 .env("AWS_ENDPOINT_URL_S3", service("S3LOADER_TEST_SEAWEEDFS"))
+                .env("AWS_ENDPOINT_URL_CLOUDWATCH", service("S3LOADER_TEST_MOTO"))
                 .env("RUST_LOG", "warn")
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -513,14 +610,27 @@ async fn killed_at_random(dest: &str) {
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // Its next tick (1 s on) finds the queue empty and says so.
+        while metrics
+            .backlog_range()
+            .await
+            .is_none_or(|(_, min)| min > 0.0)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no tick published the empty backlog"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(kills > 0);
+        let found = wh.rows().await;
         report(
             "killed-at-random",
             dest,
             seed,
-            backlog.check(&*store, &wh.rows().await).await,
+            backlog.check(&*store, &found, &metrics).await,
         );
     }
 }

@@ -1,17 +1,79 @@
 //! A mixed backlog for fault scenarios, and the one checker of what every
 //! scenario must leave behind: each good file's rows in the warehouse
 //! exactly once (compared row by row, per file), each file in exactly one
-//! of `processed/` or `failed/` (a report for each failed one), and
-//! `incoming/` empty.
+//! of `processed/` or `failed/` (a report for each failed one),
+//! `incoming/` empty, and the backlog metric, read back from moto's
+//! CloudWatch, gone to zero.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use aws_sdk_cloudwatch::types::Statistic;
+use loader::config::{Config, SinkKind};
 use loader::store::ObjectStore;
+use scheduler::metrics::{CloudWatchSink, MetricsSink};
 
-use crate::{gzip, keys, put};
+use crate::{aws_config_for, cloudwatch, cloudwatch_stat, gzip, keys, put, service, unique};
+
+/// Where a scenario's tick metrics go: moto's CloudWatch, under a
+/// pipeline of the scenario's own.
+pub struct Metrics {
+    pub namespace: String,
+    pub pipeline: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            namespace: "S3LoaderFaults".into(),
+            pipeline: unique("faults-"),
+        }
+    }
+}
+
+impl Metrics {
+    /// Points `config`'s metrics here (for a process that builds its own
+    /// sink from the config, with `AWS_ENDPOINT_URL_CLOUDWATCH` set).
+    pub fn configure(&self, config: &mut Config) {
+        config.metrics.sink = SinkKind::Cloudwatch;
+        config.metrics.namespace = self.namespace.clone();
+        config.metrics.pipeline = self.pipeline.clone();
+    }
+
+    /// The `[metrics]` table of [`Metrics::configure`], as TOML.
+    pub fn toml(&self) -> String {
+        format!(
+            "[metrics]\nsink = \"cloudwatch\"\nnamespace = \"{}\"\npipeline = \"{}\"\n",
+            self.namespace, self.pipeline
+        )
+    }
+
+    /// A CloudWatch sink to moto, or to `via` (a fault proxy's URL).
+    pub async fn sink(&self, via: Option<String>) -> Arc<dyn MetricsSink> {
+        let endpoint = via.unwrap_or_else(|| service("S3LOADER_TEST_MOTO"));
+        let client = aws_sdk_cloudwatch::Client::new(&aws_config_for(&endpoint).await);
+        Arc::new(CloudWatchSink::new(client))
+    }
+
+    /// The highest and the lowest `BacklogFiles` published (None if none).
+    pub async fn backlog_range(&self) -> Option<(f64, f64)> {
+        let cw = cloudwatch().await;
+        let stat = |s| cloudwatch_stat(&cw, &self.namespace, &self.pipeline, "BacklogFiles", s);
+        let max = stat(Statistic::Maximum)
+            .await
+            .into_iter()
+            .reduce(f64::max)?;
+        let min = stat(Statistic::Minimum)
+            .await
+            .into_iter()
+            .reduce(f64::min)?;
+        Some((max, min))
+    }
+}
 
 /// A small seeded generator (xorshift64*): a scenario's choices repeat
 /// for the same seed.
+#[derive(Debug)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -102,12 +164,14 @@ impl Backlog {
 
     /// Checks the invariants against `found`: every `(table, id)` → value
     /// row read back from the warehouse (`orders.id, customer` and
-    /// `events.event_id, "user"`), with repeats. Panics with what broke;
-    /// returns the tally.
+    /// `events.event_id, "user"`), with repeats, and against `metrics` (a
+    /// tick must have run after the queue drained). Panics with what
+    /// broke; returns the tally.
     pub async fn check(
         &self,
         store: &dyn ObjectStore,
         found: &[((String, String), String)],
+        metrics: &Metrics,
     ) -> Tally {
         let mut seen: BTreeMap<&(String, String), Vec<&String>> = BTreeMap::new();
         for (id, value) in found {
@@ -150,6 +214,15 @@ impl Backlog {
         assert_eq!((tally.lost, tally.doubled), (0, 0), "{tally:?}");
         let expected: usize = self.files.iter().map(|f| f.rows.len()).sum();
         assert_eq!(found.len(), expected, "rows in the warehouse: {tally:?}");
+        // A tick publishes only when it held the lease and listed, so a
+        // zero is a listing that found `incoming/` empty.
+        match metrics.backlog_range().await {
+            Some((max, min)) => assert!(
+                max > 0.0 && min == 0.0,
+                "BacklogFiles never went from above zero to zero: max {max}, min {min}"
+            ),
+            None => panic!("no BacklogFiles published for {}", metrics.pipeline),
+        }
         tally
     }
 }

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::backlog::Rng;
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy does to traffic; changed by the test while it runs.
@@ -33,6 +35,9 @@ struct Script {
     http_errors: Option<(u32, u16)>,
     /// Only requests whose first line contains this get `http_errors`.
     http_filter: Option<String>,
+    /// A storm: each request, and each new connection, is hit with this
+    /// probability (percent), drawn from the seeded generator.
+    storm: Option<(u64, Rng)>,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +133,15 @@ impl FaultProxy {
         s.http_filter = (!filter.is_empty()).then(|| filter.to_owned());
     }
 
+    /// A storm from now on: each request gets 503, 500 or 429 with
+    /// probability `percent`, and each new connection is cut after 100 to
+    /// 20,000 bytes of answer with the same probability; `seed` makes the
+    /// draws repeat. Unlike the counted faults, a storm reaches requests
+    /// the SDK retries and the ones after them alike.
+    pub fn storm(&self, percent: u64, seed: u64) {
+        self.script.lock().unwrap().storm = Some((percent, Rng::new(seed)));
+    }
+
     /// Stops every fault; traffic flows untouched.
     pub fn heal(&self) {
         *self.script.lock().unwrap() = Script::default();
@@ -151,7 +165,10 @@ fn take_cut(script: &Mutex<Script>) -> Option<u64> {
             s.cut_answers = Some((n - 1, after));
             Some(after)
         }
-        _ => None,
+        _ => match &mut s.storm {
+            Some((percent, rng)) => (rng.below(100) < *percent).then(|| 100 + rng.below(19_900)),
+            None => None,
+        },
     }
 }
 
@@ -168,7 +185,12 @@ fn take_http_error(script: &Mutex<Script>, first_line: &str) -> Option<u16> {
             s.http_errors = Some((n - 1, status));
             Some(status)
         }
-        _ => None,
+        _ => match &mut s.storm {
+            Some((percent, rng)) => {
+                (rng.below(100) < *percent).then(|| [503, 500, 429][rng.below(3) as usize])
+            }
+            None => None,
+        },
     }
 }
 

@@ -213,6 +213,20 @@ pub async fn cloudwatch_sum(
     pipeline: &str,
     name: &str,
 ) -> f64 {
+    use aws_sdk_cloudwatch::types::Statistic;
+    let points = cloudwatch_stat(cw, namespace, pipeline, name, Statistic::Sum).await;
+    points.iter().sum()
+}
+
+/// One statistic of a metric per minute over the last hour, for one
+/// pipeline (an empty list when nothing was published).
+pub async fn cloudwatch_stat(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    pipeline: &str,
+    name: &str,
+    stat: aws_sdk_cloudwatch::types::Statistic,
+) -> Vec<f64> {
     use aws_sdk_cloudwatch::primitives::DateTime;
     use aws_sdk_cloudwatch::types::{Dimension, Statistic};
     let now = std::time::SystemTime::now();
@@ -229,11 +243,20 @@ pub async fn cloudwatch_sum(
         .start_time(DateTime::from(now - std::time::Duration::from_secs(3600)))
         .end_time(DateTime::from(now + std::time::Duration::from_secs(60)))
         .period(60)
-        .statistics(Statistic::Sum)
+        .statistics(stat.clone())
         .send()
         .await
         .unwrap();
-    out.datapoints().iter().filter_map(|d| d.sum()).sum()
+    out.datapoints()
+        .iter()
+        .filter_map(|d| match stat {
+            Statistic::Sum => d.sum(),
+            Statistic::Minimum => d.minimum(),
+            Statistic::Maximum => d.maximum(),
+            Statistic::Average => d.average(),
+            _ => d.sample_count(),
+        })
+        .collect()
 }
 
 // --- The tick, as the pipeline tests drive it ------------------------------
