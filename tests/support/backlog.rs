@@ -214,12 +214,14 @@ impl Backlog {
         assert_eq!((tally.lost, tally.doubled), (0, 0), "{tally:?}");
         let expected: usize = self.files.iter().map(|f| f.rows.len()).sum();
         assert_eq!(found.len(), expected, "rows in the warehouse: {tally:?}");
-        // A tick publishes only when it held the lease and listed, so a
-        // zero is a listing that found `incoming/` empty.
+        // A tick publishes only when it held the lease and its run did not
+        // fail, so a zero is a listing that found `incoming/` empty. Under
+        // a storm every tick that saw files may have failed (and published
+        // nothing), so a published value above zero is not required.
         match metrics.backlog_range().await {
             Some((max, min)) => assert!(
-                max > 0.0 && min == 0.0,
-                "BacklogFiles never went from above zero to zero: max {max}, min {min}"
+                min == 0.0,
+                "BacklogFiles never went to zero: max {max}, min {min}"
             ),
             None => panic!("no BacklogFiles published for {}", metrics.pipeline),
         }
