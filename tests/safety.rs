@@ -628,6 +628,65 @@ async fn bad_rows_and_hostile_keys_drain(w: Setup) {
     assert_eq!(w.count(100).await, 1);
 }
 
+/// A key of exactly 1,024 bytes (S3's most) in the queue: its archive
+/// names would be longer (`processed/` is a byte longer than `incoming/`,
+/// a report adds `.json`). Found by the arbitrary-keys property test: such
+/// a file loaded, then failed every move until parked as stuck, never
+/// leaving `incoming/`. Now its archive names are shortened (the layout's
+/// `fit`): it loads once and moves; a twin that differs only at the end
+/// gets a name of its own; a bad one goes to `failed/` with its report.
+async fn keys_of_1024_bytes_load_and_move(w: Setup) {
+    let s = &*w.store;
+    // Segments of 100 bytes: SeaweedFS's filer takes at most 255.
+    let key = |tail: &str| {
+        let mut k = String::from("incoming/orders/");
+        let mut segment = 0;
+        while k.len() < 1024 - tail.len() {
+            let c = if segment >= 100 { '/' } else { 'é' };
+            segment = if c == '/' { 0 } else { segment + 2 };
+            k.push(c);
+            if k.len() > 1024 - tail.len() {
+                k.pop();
+                k.push('x');
+            }
+        }
+        k.push_str(tail);
+        assert_eq!(k.len(), 1024);
+        k
+    };
+    let (a, b, bad) = (key("a.csv"), key("b.csv"), key("z.csv"));
+    put(s, &a, csv(&[(1, "a")])).await;
+    put(s, &b, csv(&[(2, "b")])).await;
+    put(s, &bad, format!("{HEADER}3\n")).await;
+    let sched = scheduler(w.config("max_attempts = 2"), w.store.clone());
+    let r = sched.tick().await.unwrap();
+    assert_eq!((r.loaded, r.failed, r.move_errors), (2, 1, 0), "{r}");
+    assert!(keys(s, "incoming/").await.is_empty());
+    let processed = keys(s, "processed/").await;
+    assert_eq!(processed.len(), 2, "{processed:?}");
+    for k in keys(s, "").await {
+        assert!(k.len() <= 1024, "{} bytes: {k}", k.len());
+    }
+    assert_eq!(
+        keys(s, "failed/").await,
+        vec![bad.replacen("incoming/", "failed/", 1)]
+    );
+    let reports = keys(s, "errors/").await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report: serde_json::Value = serde_json::from_slice(&read(s, &reports[0]).await).unwrap();
+    assert!(
+        report["reason"].as_str().unwrap().contains("line 2"),
+        "{report}"
+    );
+    assert_eq!(
+        (w.count(1).await, w.count(2).await, w.count(3).await),
+        (1, 1, 0)
+    );
+    // Another run finds nothing to do.
+    let again = sched.tick().await.unwrap();
+    assert_eq!(again.selected, 0, "{again}");
+}
+
 /// Files for two tables in one tick, more than a batch holds: Redshift
 /// gets exactly one COPY per table; the row loaders cut batches.
 async fn two_tables_in_one_tick(w: Setup) {
@@ -1028,6 +1087,7 @@ on_every_setup!(
     the_ledger_decides_before_failed,
     a_poison_file_fails_alone,
     bad_rows_and_hostile_keys_drain,
+    keys_of_1024_bytes_load_and_move,
     two_tables_in_one_tick,
     a_rerun_loads_nothing_twice,
 );

@@ -15,6 +15,17 @@
 //! (`orders/a.csv.gz` → `orders/a~v1f3c…9e.csv.gz`). Keeping the extensions
 //! last keeps compression detection and routes working on reprocess. A
 //! report whose name is taken goes to `errors/<failed path>~<tick id>.json`.
+//!
+//! **Long keys.** S3 keys are at most 1,024 bytes, and `processed/` is one
+//! byte longer than `incoming/`, a report adds `.json`, a version tag 14
+//! bytes: a legal key in the queue can have an archive name S3 refuses
+//! (the file would load, then fail every move until parked as stuck). Every
+//! name made here goes through [`fit`]: one longer than 1,024 bytes keeps
+//! its first bytes and its extensions, with `~h<16 hex digits>` of the
+//! whole intended name between (`processed/…/a-very-long~h3f…c1.csv.gz`).
+//! The same intended name always gives the same short one, so a move
+//! retried after a crash finds its own copy.
+//!
 //! Every caller asks here; nobody formats these keys by hand.
 
 use std::borrow::Cow;
@@ -24,6 +35,14 @@ use crate::config::SourceConfig;
 /// Length of the version tag, in hex digits.
 const TAG: usize = 12;
 
+/// S3's longest key, in bytes of UTF-8 (the local store keeps the same
+/// limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Extensions longer than this are not kept whole when a name is
+/// shortened (they are not compression or format suffixes).
+const MAX_KEPT_EXT: usize = 64;
+
 impl SourceConfig {
     /// `key` relative to `incoming/` (the key itself if it is elsewhere).
     pub fn relative<'k>(&self, key: &'k str) -> &'k str {
@@ -32,30 +51,30 @@ impl SourceConfig {
 
     /// `incoming/<rel>`.
     pub fn incoming_key(&self, rel: &str) -> String {
-        format!("{}{rel}", self.incoming)
+        fit(format!("{}{rel}", self.incoming))
     }
 
     /// Where a loaded file goes: `processed/<path>`.
     pub fn processed_key(&self, key: &str) -> String {
-        format!("{}{}", self.processed, self.relative(key))
+        fit(format!("{}{}", self.processed, self.relative(key)))
     }
 
     /// Where a failed file goes: `failed/<path>`.
     pub fn failed_key(&self, key: &str) -> String {
-        format!("{}{}", self.failed, self.relative(key))
+        fit(format!("{}{}", self.failed, self.relative(key)))
     }
 
     /// The report of the file archived at `failed_key`.
     pub fn report_key(&self, failed_key: &str) -> String {
         let rel = failed_key.strip_prefix(&self.failed).unwrap_or(failed_key);
-        format!("{}{rel}.json", self.errors)
+        fit(format!("{}{rel}.json", self.errors))
     }
 
     /// The report's name when [`SourceConfig::report_key`] is taken by an
     /// earlier report: both are kept.
     pub fn report_key_for_tick(&self, failed_key: &str, tick_id: &str) -> String {
         let rel = failed_key.strip_prefix(&self.failed).unwrap_or(failed_key);
-        format!("{}{rel}~{tick_id}.json", self.errors)
+        fit(format!("{}{rel}~{tick_id}.json", self.errors))
     }
 
     /// `_s3loader/<name>`: the scheduler's own objects.
@@ -89,6 +108,30 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// `key` itself if it is at most [`MAX_KEY_BYTES`] long; otherwise its
+/// first bytes (cut at a character boundary), `~h` and 16 hex digits of
+/// FNV-1a of the whole of `key`, then its extensions, exactly
+/// [`MAX_KEY_BYTES`] long or a few bytes less. Two long names that differ
+/// anywhere get different short ones (short of a 64-bit hash collision;
+/// the store's no-overwrite copy still refuses to replace another object).
+pub fn fit(key: String) -> String {
+    if key.len() <= MAX_KEY_BYTES {
+        return key;
+    }
+    let tag = format!("~h{:016x}", fnv1a(key.as_bytes()));
+    let (stem, ext) = split_ext(&key);
+    let (base, ext) = if ext.len() <= MAX_KEPT_EXT {
+        (stem, ext)
+    } else {
+        (key.as_str(), "")
+    };
+    let mut cut = MAX_KEY_BYTES - tag.len() - ext.len();
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{tag}{ext}", &base[..cut])
+}
+
 /// Splits the last segment of `key` into (folder + stem, extensions): the
 /// extensions start at the first `.` after the stem's first character.
 fn split_ext(key: &str) -> (&str, &str) {
@@ -103,7 +146,7 @@ fn split_ext(key: &str) -> (&str, &str) {
 /// `key` with the version tag of `etag`: `a/b.csv.gz` → `a/b~v<tag>.csv.gz`.
 pub fn versioned(key: &str, etag: &str) -> String {
     let (stem, ext) = split_ext(key);
-    format!("{stem}~v{}{ext}", version_tag(etag))
+    fit(format!("{stem}~v{}{ext}", version_tag(etag)))
 }
 
 /// `key` without a version tag added by [`versioned`]; unchanged if it has
@@ -146,6 +189,53 @@ mod tests {
         }
         assert_eq!(unversioned("a/b~vnothex00000.csv"), "a/b~vnothex00000.csv");
         assert_eq!(unversioned("a/b.csv"), "a/b.csv");
+    }
+
+    #[test]
+    fn archive_names_of_long_keys_fit_in_s3s_limit() {
+        let src: SourceConfig = toml::from_str("url = \"dir:x\"").unwrap();
+        // 1,024 bytes in the queue, with two-byte characters across the
+        // cut, and a twin that differs only in its last byte before the
+        // extension.
+        let mut rel = String::from("orders/");
+        while rel.len() < 1024 - "incoming/".len() - ".csv.gz".len() - 1 {
+            rel.push_str(if rel.len() % 150 == 0 { "/" } else { "é" });
+        }
+        let twin = |c: char| {
+            let mut r = rel.clone();
+            while "incoming/".len() + r.len() + 1 + ".csv.gz".len() < 1024 {
+                r.push('x');
+            }
+            format!("{r}{c}.csv.gz")
+        };
+        let (a, b) = (twin('a'), twin('b'));
+        let key = src.incoming_key(&a);
+        assert_eq!(key.len(), 1024);
+        assert_eq!(key, format!("incoming/{a}"), "a key that fits is kept");
+        let names = [
+            src.processed_key(&key),
+            src.failed_key(&key),
+            versioned(&src.processed_key(&key), "\"e\""),
+            src.report_key(&src.failed_key(&key)),
+            src.report_key_for_tick(&src.failed_key(&key), "20261123T000000Z-abcdef12"),
+        ];
+        for name in &names {
+            assert!(name.len() <= MAX_KEY_BYTES, "{} bytes", name.len());
+            assert!(
+                name.len() >= MAX_KEY_BYTES - 3,
+                "cut no shorter than needed"
+            );
+        }
+        assert!(names[0].starts_with("processed/orders/") && names[0].ends_with(".csv.gz"));
+        assert!(names[0].contains("~h"), "{}", names[0]);
+        assert_eq!(names[1], format!("failed/{a}"), "failed/ is shorter: kept");
+        assert!(names[3].ends_with(".json"));
+        // Deterministic, and the twin gets a name of its own.
+        assert_eq!(src.processed_key(&key), names[0]);
+        assert_ne!(src.processed_key(&src.incoming_key(&b)), names[0]);
+        // An extension too long to be one is not kept whole.
+        let odd = format!("processed/x.{}", "y".repeat(1100));
+        assert_eq!(fit(odd).len(), MAX_KEY_BYTES);
     }
 
     #[test]
