@@ -71,6 +71,46 @@ pub async fn one_long_segment_key(store: Arc<dyn ObjectStore>) {
     assert_eq!(read(&*store, &to).await, b"long");
 }
 
+/// Arbitrary keys (proptest, a fixed seed per run of `PROPTEST_SEED`,
+/// default 0): each one put, listed back byte for byte, read, moved to
+/// `processed/` and read there. A key a backend cannot carry names itself.
+pub async fn arbitrary_keys_survive_put_list_move_read(store: Arc<dyn ObjectStore>) {
+    let seed = std::env::var("PROPTEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let wanted = arbitrary_keys("incoming/", 48, seed);
+    assert!(wanted.iter().any(|k| k.len() > 900), "no long key drawn");
+    for k in &wanted {
+        store
+            .put(k, Bytes::from(k.clone()), PutMode::Create)
+            .await
+            .unwrap_or_else(|e| panic!("put {k:?}: {e:?}"));
+    }
+    assert_eq!(keys(&*store, "incoming/").await, wanted);
+    for k in &wanted {
+        let meta = store
+            .head(k)
+            .await
+            .unwrap_or_else(|e| panic!("head {k:?}: {e:?}"));
+        assert_eq!(read(&*store, k).await, k.as_bytes(), "content of {k:?}");
+        // The layout's name: a key near 1,024 bytes has a longer
+        // `processed/` name than S3 takes, shortened by `fit`.
+        let to = loader::layout::fit(k.replacen("incoming/", "processed/", 1));
+        archive(&*store, &meta, &to)
+            .await
+            .unwrap_or_else(|e| panic!("move {k:?}: {e:?}"));
+        assert_eq!(read(&*store, &to).await, k.as_bytes(), "content of {to:?}");
+    }
+    assert!(keys(&*store, "incoming/").await.is_empty());
+    let mut moved: Vec<_> = wanted
+        .iter()
+        .map(|k| loader::layout::fit(k.replacen("incoming/", "processed/", 1)))
+        .collect();
+    moved.sort();
+    assert_eq!(keys(&*store, "processed/").await, moved);
+}
+
 pub async fn hostile_keys_survive_list_and_move(store: Arc<dyn ObjectStore>) {
     let wanted = hostile_keys();
     for k in &wanted {
@@ -361,6 +401,7 @@ s3loader_e2e::on_stores!(
     [local_dir, seaweedfs, moto]
     [
         hostile_keys_survive_list_and_move,
+        arbitrary_keys_survive_put_list_move_read,
         conditional_put_get_delete,
         listing_is_paged_ordered_and_bounded_by_prefix,
         move_refuses_to_delete_a_changed_object,

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use loader::store::{LocalStore, ObjectStore, S3Store};
 
 pub mod backlog;
+pub mod cluster;
 pub mod fault;
 
 /// The value of a variable `tests/services.sh` exports.
@@ -199,6 +200,55 @@ pub async fn read(store: &dyn ObjectStore, key: &str) -> Vec<u8> {
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// `n` distinct arbitrary keys under `prefix`, drawn by proptest from
+/// `seed` (the same seed, the same keys): segments of any unicode that is
+/// not a control character, `/` or `\\`, weighted toward quotes, `%`,
+/// `+`, spaces and URL metacharacters, never `.` or `..`; each key at most
+/// 1,024 bytes, some near it. (A backslash is left out: SeaweedFS stores
+/// `a\\b` as `a/b`; control characters cannot travel in S3's XML
+/// listings without `encoding-type=url`.)
+pub fn arbitrary_keys(prefix: &str, n: usize, seed: u64) -> Vec<String> {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let ch = prop_oneof![
+        3 => any::<char>().prop_filter("not a control, / or \\", |c| {
+            !c.is_control() && *c != '/' && *c != '\\'
+        }),
+        2 => prop::sample::select(vec![
+            '\'', '"', '%', '+', ' ', '&', '?', '#', '=', '~', '*', '.', ';', ':', '@', '$',
+            ',', '<', '>', '|', '`', '{', '}', '[', ']', '^', 'é', '日', '📦',
+        ]),
+        1 => prop::char::range('a', 'z'),
+    ];
+    let segment = prop::collection::vec(ch, 1..60)
+        .prop_map(String::from_iter)
+        .prop_filter("not . or ..", |s| s != "." && s != "..");
+    let key = prop::collection::vec(segment, 1..24);
+    let mut keys = std::collections::BTreeSet::new();
+    while keys.len() < n {
+        let segments = key.new_tree(&mut runner).unwrap().current();
+        let mut k = prefix.to_owned();
+        for (i, s) in segments.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "/" };
+            if k.len() + sep.len() + s.len() > 1024 {
+                break;
+            }
+            k.push_str(sep);
+            k.push_str(s);
+        }
+        if k.len() > prefix.len() {
+            keys.insert(k);
+        }
+    }
+    keys.into_iter().collect()
 }
 
 /// A CloudWatch client for moto.
