@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use loader::store::{ObjectStore, S3Store};
+use s3loader_e2e::backlog::{fault_seeds, pg_rows, Backlog, Metrics, Rng};
+use s3loader_e2e::fault::FaultProxy;
 use s3loader_e2e::*;
 use scheduler::report::TickReport;
 
@@ -25,6 +27,12 @@ impl Watch {
     /// Serves the workspace's functions with `config` (TOML) for both.
     async fn start(config: &str, pg_url: &str) -> Watch {
         let port = closed_port();
+        Watch::start_at(port, &format!("http://127.0.0.1:{port}"), config, pg_url).await
+    }
+
+    /// Serves on `port`; the scheduler invokes the loader at `invoke` (this
+    /// watch, or a fault proxy in front of it), the test's client direct.
+    async fn start_at(port: u16, invoke: &str, config: &str, pg_url: &str) -> Watch {
         let endpoint = format!("http://127.0.0.1:{port}");
         let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -59,7 +67,7 @@ impl Watch {
             .env("S3LOADER_TEST_LOADER_PG", pg_url)
             .env("AWS_ENDPOINT_URL_S3", service("S3LOADER_TEST_SEAWEEDFS"))
             .env("AWS_ENDPOINT_URL_CLOUDWATCH", service("S3LOADER_TEST_MOTO"))
-            .env("AWS_ENDPOINT_URL_LAMBDA", &endpoint)
+            .env("AWS_ENDPOINT_URL_LAMBDA", invoke)
             .env("AWS_REGION", "us-east-1")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -392,4 +400,97 @@ async fn the_functions_read_their_config_from_an_s3_object_first() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("S3LOADER_CONFIG_S3"), "{err}");
+}
+
+/// Both routes of the fault backlog (CSV, compressed CSV and JSON Lines),
+/// four files a tick in batches of two, metrics to `metrics`.
+fn mixed_config(bucket: &str, metrics: &Metrics) -> String {
+    format!(
+        "[source]\nurl = \"s3://{bucket}\"\n\
+         [tick]\nmax_files = 4\nbatch_max_files = 2\nconcurrency = 2\n\
+         deadline_secs = 20\nlease_ttl_secs = 30\n{}\
+         [destinations.pg]\nkind = \"postgres\"\nurl = \"env:S3LOADER_TEST_LOADER_PG\"\n\
+         [[route]]\npattern = \"orders/**/*.csv*\"\ndestination = \"pg\"\ntable = \"orders\"\n\
+         [[route]]\npattern = \"events/**/*.jsonl*\"\ndestination = \"pg\"\ntable = \"events\"\n\
+         format = \"jsonl\"\n",
+        metrics.toml()
+    )
+}
+
+/// Faults on the Lambda path: a mixed backlog drained by the scheduler
+/// and loader functions under `cargo lambda watch`, while `loader-lambda`
+/// processes are SIGKILLed at a random moment of a tick, and the answers
+/// to the scheduler's invokes are dropped (the loader ran, the scheduler
+/// never hears) or replaced by 503/429 (a fault proxy sits between the
+/// scheduler and the Invoke API; the test's own client goes direct). The
+/// shared checker then finds every row once and every file settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_path_under_killed_loaders_and_dropped_invoke_answers() {
+    for seed in 0..fault_seeds() {
+        let store = seaweedfs().await;
+        let backlog = Backlog::put(&store, 12, 300).await;
+        let (url, pg) = pg_with(ORDERS_DDL).await;
+        let metrics = Metrics::default();
+        let config = mixed_config(store.bucket(), &metrics);
+        let port = closed_port();
+        let invoke = FaultProxy::start(&format!("127.0.0.1:{port}")).await;
+        let mut rng = Rng::new(seed);
+        let mut watch = Watch::start_at(port, &invoke.url(), &config, &url).await;
+
+        // Until both functions are built and warm (minutes on a cold
+        // cache), a tick that loads something.
+        let mut warm = false;
+        for _ in 0..450 {
+            if matches!(watch.tick().await, Ok(r) if r.made_progress()) {
+                warm = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        assert!(warm, "the functions never loaded a file");
+
+        // A loader killed at a random moment of a tick. Lambda would start
+        // a fresh sandbox; cargo lambda watch does not always restart a
+        // killed function, so a new watch on the same port stands in.
+        let tick = {
+            let client = watch.client.clone();
+            tokio::spawn(async move { invoke_scheduler(&client).await })
+        };
+        tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
+        let killed = watch.kill_loaders();
+        let _ = tick.await.unwrap();
+        drop(watch);
+        watch = Watch::start_at(port, &invoke.url(), &config, &url).await;
+
+        // Invoke answers dropped after the loader ran, and refused.
+        invoke.cut_answers(1 + rng.below(3) as u32, 0);
+        invoke.http_errors(
+            1 + rng.below(2) as u32,
+            [503, 429][rng.below(2) as usize],
+            "loader-lambda",
+        );
+        watch.drain(&store).await;
+        let (_, cut, refused) = invoke.injected();
+        assert!(cut > 0 && refused > 0, "cut {cut}, refused {refused}");
+        // One more tick finds the queue empty and publishes the zero.
+        let mut zero = false;
+        for _ in 0..30 {
+            match watch.tick().await {
+                Ok(r) if r.lease == scheduler::report::LeaseStatus::Acquired => {
+                    assert_eq!(r.backlog.files, 0, "{r}");
+                    zero = true;
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+        assert!(zero, "no tick held the lease after the queue drained");
+        let found = pg_rows(&pg).await;
+        println!("lambda seed {seed}: {killed} loader process(es) killed, {cut} answers cut, {refused} refused");
+        backlog.check(&store, &found, &metrics).await.report(
+            "lambda-killed-and-dropped",
+            "postgres",
+            seed,
+        );
+    }
 }

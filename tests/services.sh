@@ -14,6 +14,8 @@
 #   PostgreSQL a second cluster, TLS only (hostssl; plaintext refused)
 #                                S3LOADER_TEST_PG_TLS (TCP, for the loader),
 #                                S3LOADER_TEST_PG_TLS_ADMIN (Unix socket, for tests)
+#   PostgreSQL server binaries   S3LOADER_TEST_PG_BIN (a test restarting
+#              PostgreSQL makes a cluster of its own with them)
 #   Redshift   Data API stand-in S3LOADER_TEST_REDSHIFT=http://127.0.0.1:PORT
 #              (tests/redshift_standin.py: statements run on that PostgreSQL,
 #              COPY reads from SeaweedFS; also AWS_ENDPOINT_URL_REDSHIFT_DATA)
@@ -114,9 +116,11 @@ print(*ports)
 PY
 )
 mkdir -p "$work/weed"
-# Every bucket is a collection with volumes of its own: small volumes and a
-# high volume count let each test have a fresh bucket.
-weed server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+# Every bucket is a collection with volumes of its own: small volumes, a
+# high volume count, and one volume grown per collection (the default is 7:
+# 1000 volumes ran out at ~140 buckets, and puts failed with InternalError
+# in a FAULT_SEEDS=20 run) let each test have a fresh bucket.
+WEED_MASTER_VOLUME_GROWTH_COPY_1=1 weed server -dir="$work/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -master.port="$master_port" -volume.port="$volume_port" -filer.port="$filer_port" \
   -master.volumeSizeLimitMB=64 -volume.max=1000 \
   -s3 -s3.port="$s3_port" -s3.port.iceberg=0 -s3.port.lance=0 >"$work/weed.log" 2>&1 &
@@ -177,6 +181,8 @@ chmod 600 "$pg_dir/server.key"
   -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c ssl=on -c ssl_cert_file=$pg_dir/server.crt -c ssl_key_file=$pg_dir/server.key" start >/dev/null \
   || { log "PostgreSQL did not start:"; cat "$pg_dir/server.log" >&2; exit 1; }
 export S3LOADER_TEST_PG="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
+# Tests that restart PostgreSQL make a cluster of their own with these.
+export S3LOADER_TEST_PG_BIN="$pg_bin"
 
 # A second cluster as RDS runs one: TLS only over TCP (hostssl rules, no
 # host rule: plaintext is refused), with the same CA-issued certificate.

@@ -71,6 +71,32 @@ impl Metrics {
     }
 }
 
+/// How many seeded runs each scenario makes per destination:
+/// `FAULT_SEEDS`, default 2 (the test command's quick profile; 200 for a
+/// nightly run).
+pub fn fault_seeds() -> u64 {
+    std::env::var("FAULT_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Every `(table, id)` → value row of `orders` and `events` in a
+/// PostgreSQL database (or the Redshift stand-in's), with repeats, for
+/// [`Backlog::check`].
+pub async fn pg_rows(client: &tokio_postgres::Client) -> Vec<((String, String), String)> {
+    let mut out = Vec::new();
+    for (table, sql) in [
+        ("orders", "SELECT id::text, customer FROM orders"),
+        ("events", "SELECT event_id, \"user\" FROM events"),
+    ] {
+        for r in client.query(sql, &[]).await.unwrap() {
+            out.push(((table.to_owned(), r.get(0)), r.get(1)));
+        }
+    }
+    out
+}
+
 /// A small seeded generator (xorshift64*): a scenario's choices repeat
 /// for the same seed.
 #[derive(Debug)]
@@ -109,6 +135,31 @@ pub struct Tally {
     pub doubled: usize,
 }
 
+impl Tally {
+    /// Prints one `fault-tally` line (scenario, destination, seed, files,
+    /// rows, lost, doubled) and, when `FAULT_TALLY_FILE` names a file,
+    /// appends it there too: the test command sums that file into its
+    /// `tests/faults` line, whatever cargo's capture did with stdout.
+    pub fn report(&self, scenario: &str, dest: &str, seed: u64) {
+        let line = format!(
+            "fault-tally scenario={scenario} destination={dest} seed={seed} files={} rows={} lost={} doubled={}",
+            self.files, self.rows, self.lost, self.doubled
+        );
+        println!("{line}");
+        if let Some(path) = std::env::var_os("FAULT_TALLY_FILE") {
+            use std::io::Write;
+            // One write per line, in append mode: lines from tests running
+            // at once do not interleave.
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .expect("FAULT_TALLY_FILE");
+            f.write_all(format!("{line}\n").as_bytes()).unwrap();
+        }
+    }
+}
+
 impl Backlog {
     /// Puts `n` files (CSV, gzip CSV, zstd CSV, JSON Lines, and one bad
     /// file in five: a ragged row) with `rows` rows each under
@@ -116,7 +167,8 @@ impl Backlog {
     pub async fn put(store: &dyn ObjectStore, n: u32, rows: u32) -> Self {
         let mut files = Vec::new();
         for f in 0..n {
-            let base = f * 1000;
+            // Ids are unique across the backlog whatever `rows` is.
+            let base = f * rows.max(1000);
             let mut expect = BTreeMap::new();
             let (key, body): (String, Vec<u8>) = match f % 5 {
                 4 => (
