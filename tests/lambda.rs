@@ -428,7 +428,6 @@ fn mixed_config(bucket: &str, metrics: &Metrics) -> String {
 async fn the_lambda_path_under_killed_loaders_and_dropped_invoke_answers() {
     for seed in 0..fault_seeds() {
         let store = seaweedfs().await;
-        let backlog = Backlog::put(&store, 12, 300).await;
         let (url, pg) = pg_with(ORDERS_DDL).await;
         let metrics = Metrics::default();
         let config = mixed_config(store.bucket(), &metrics);
@@ -437,17 +436,20 @@ async fn the_lambda_path_under_killed_loaders_and_dropped_invoke_answers() {
         let mut rng = Rng::new(seed);
         let mut watch = Watch::start_at(port, &invoke.url(), &config, &url).await;
 
-        // Until both functions are built and warm (minutes on a cold
-        // cache), a tick that loads something.
-        let mut warm = false;
-        for _ in 0..450 {
-            if matches!(watch.tick().await, Ok(r) if r.made_progress()) {
-                warm = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-        assert!(warm, "the functions never loaded a file");
+        // Both functions built and warm (minutes on a cold cache, while
+        // invocations queue up) before the backlog lands: one file loaded,
+        // its row taken out again.
+        put(
+            &store,
+            "incoming/orders/warm.csv",
+            "id,customer\n999999,w\n",
+        )
+        .await;
+        watch.drain(&store).await;
+        pg.execute("DELETE FROM orders WHERE id = 999999", &[])
+            .await
+            .unwrap();
+        let backlog = Backlog::put(&store, 12, 300).await;
 
         // A loader killed at a random moment of a tick. Lambda would start
         // a fresh sandbox; cargo lambda watch does not always restart a
