@@ -29,9 +29,16 @@ echo "== infra/package.sh (both Lambda functions, arm64)" >&2
 infra/package.sh
 echo "== cargo test (with SeaweedFS, moto and PostgreSQL)" >&2
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# The fault scenarios (tests/faults.rs, and the Lambda path's in
+# tests/lambda.rs) append one line per seeded run here: the quick profile
+# (FAULT_SEEDS=2, FAULT_OUTAGE_SECS=3 unless set; README, "Faults").
+export FAULT_TALLY_FILE
+FAULT_TALLY_FILE=$(mktemp)
+trap 'rm -f "$log" "$FAULT_TALLY_FILE"' EXIT
 status=0
 tests/services.sh cargo test --workspace 2>&1 | tee "$log" || status=$?
+echo "== fault scenarios: runs, files and rows, lost or doubled" >&2
+tests/fault-table.sh "$FAULT_TALLY_FILE" || status=1
 echo "== the README's first command, as written there, twice" >&2
 tests/readme-first-command.sh 2>&1 | tee -a "$log" || status=1
 # One closing line for the whole run: cargo's own last line is that of the
