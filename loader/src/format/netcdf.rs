@@ -497,3 +497,102 @@ mod samples {
         }
     }
 }
+
+/// Whatever bytes a `.nc` object holds — a Met Office sample truncated,
+/// with bytes overwritten, or arbitrary bytes behind a netCDF signature —
+/// [`read`] returns the index or a named [`Error::Format`]: never a panic,
+/// and the process's peak memory stays bounded (libnetcdf and HDF5 parse
+/// the header in C; a declared dimension is checked before any values are
+/// read).
+#[cfg(test)]
+mod arbitrary_bytes {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SAMPLES: [&str; 4] = [
+        "ukvx_landmask.nc",
+        "multi_time_kgo.nc",
+        "20201209T1500Z-PT0000H00M-temperature_at_screen_level.nc",
+        "20181121T1200Z-PT0012H00M-pressure_at_mean_sea_level.nc",
+    ];
+
+    fn sample(i: usize) -> Vec<u8> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/metoffice");
+        std::fs::read(dir.join(SAMPLES[i % SAMPLES.len()])).unwrap()
+    }
+
+    /// Peak resident memory of this process (VmHWM), in bytes.
+    fn peak_rss() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    #[derive(Debug, Clone)]
+    enum Damage {
+        /// Keep this share (per mille) of the file.
+        Truncate(u32),
+        /// Overwrite bytes at (per-mille offset, value).
+        Overwrite(Vec<(u32, u8)>),
+        /// A signature, then these bytes.
+        Signature(bool, Vec<u8>),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        prop_oneof![
+            (0u32..1000).prop_map(Damage::Truncate),
+            prop::collection::vec((0u32..1000, any::<u8>()), 1..64).prop_map(Damage::Overwrite),
+            (any::<bool>(), prop::collection::vec(any::<u8>(), 0..4096))
+                .prop_map(|(hdf5, b)| Damage::Signature(hdf5, b)),
+        ]
+    }
+
+    fn apply(mut file: Vec<u8>, d: &Damage) -> Vec<u8> {
+        match d {
+            Damage::Truncate(keep) => {
+                file.truncate(file.len() * *keep as usize / 1000);
+                file
+            }
+            Damage::Overwrite(edits) => {
+                let n = file.len();
+                for (at, b) in edits {
+                    file[n * *at as usize / 1000] = *b;
+                }
+                file
+            }
+            Damage::Signature(hdf5, rest) => {
+                let mut out = if *hdf5 {
+                    b"\x89HDF\r\n\x1a\n".to_vec()
+                } else {
+                    b"CDF\x01".to_vec()
+                };
+                out.extend_from_slice(rest);
+                out
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn damaged_netcdf_reads_or_fails_by_name(which in 0usize..4, d in damage()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("x.nc");
+            std::fs::write(&path, apply(sample(which), &d)).unwrap();
+            match read(&path, "incoming/x.nc", 1_000_000) {
+                Ok(f) => prop_assert!(f.times.len() <= 1_000_000),
+                Err(Error::Format { key, message }) => {
+                    prop_assert_eq!(key, "incoming/x.nc");
+                    prop_assert!(!message.is_empty());
+                }
+                Err(e) => prop_assert!(false, "not a format error: {e:?}"),
+            }
+            let peak = peak_rss();
+            prop_assert!(peak < 512 << 20, "peak RSS {} MiB", peak >> 20);
+        }
+    }
+}
