@@ -465,7 +465,7 @@ async fn the_lambda_path_under_killed_loaders_and_dropped_invoke_answers() {
         watch = Watch::start_at(port, &invoke.url(), &config, &url).await;
 
         // Invoke answers dropped after the loader ran, and refused.
-        invoke.cut_answers(1 + rng.below(3) as u32, 0);
+        invoke.drop_answers(1 + rng.below(3) as u32, "loader-lambda");
         invoke.http_errors(
             1 + rng.below(2) as u32,
             [503, 429][rng.below(2) as usize],

@@ -303,6 +303,13 @@ def run_copy(conn, cur, cluster, query_id, parsed):
         try:
             cur.copy_expert(sql, stream)
         except psycopg2.Error as e:
+            # Only the data is the file's fault (SQLSTATE classes 22, data
+            # exception, and 23, integrity constraint), as Redshift puts only
+            # parse and data errors in sys_load_error_detail. A session cut
+            # (a restart, a terminated backend: no SQLSTATE, 08, 57) fails
+            # the statement with nothing to blame on a file.
+            if not (e.pgcode or "").startswith(("22", "23")):
+                raise
             ctx = (e.diag.context or "")
             line = re.search(r"line (\d+)", ctx)
             col = re.search(r"column (\w+)", ctx)
@@ -395,22 +402,32 @@ def run(stmt_id):
         conn.commit()
         finish(st, "FINISHED", None, None)
     except Rejected as r:
-        conn.rollback()
+        rollback(conn)
         url, line, col, msg = r.args[0]
         record(conn, "sys_load_error_detail", (st["subs"][failed_at]["RedshiftQueryId"], url, line, col, msg))
         time.sleep(delay / 1000.0)
         finish(st, "FAILED", "ERROR: Load into table '%s' failed. Check 'sys_load_error_detail' "
                "system table for details." % parse_copy(st["sqls"][failed_at])[0], failed_at)
     except psycopg2.Error as e:
-        conn.rollback()
+        rollback(conn)
         time.sleep(delay / 1000.0)
         finish(st, "FAILED", "ERROR: " + (e.diag.message_primary or str(e)).strip(), failed_at)
     except Exception as e:  # a bug here must fail the statement, not hang it
-        conn.rollback()
+        rollback(conn)
         finish(st, "FAILED", "stand-in error: %r" % e, failed_at)
         raise
     finally:
         conn.close()
+
+
+def rollback(conn):
+    """Rolls back; a connection the server already closed (terminated,
+    restarted) has nothing to roll back, and the statement must still end
+    FAILED rather than stay STARTED for ever."""
+    try:
+        conn.rollback()
+    except psycopg2.Error:
+        pass
 
 
 def finish(st, status, error, failed_at):

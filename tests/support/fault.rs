@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::backlog::Rng;
-use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy does to traffic; changed by the test while it runs.
 #[derive(Debug, Default)]
@@ -35,6 +35,10 @@ struct Script {
     http_errors: Option<(u32, u16)>,
     /// Only requests whose first line contains this get `http_errors`.
     http_filter: Option<String>,
+    /// The next this many HTTP requests whose first line contains the
+    /// filter reach the service, and the connection is cut before their
+    /// answer: the work is done, the client never hears.
+    drop_answers: Option<(u32, String)>,
     /// A storm: each request, and each new connection, is hit with this
     /// probability (percent), drawn from the seeded generator.
     storm: Option<(u64, Rng)>,
@@ -133,6 +137,13 @@ impl FaultProxy {
         s.http_filter = (!filter.is_empty()).then(|| filter.to_owned());
     }
 
+    /// The next `n` HTTP requests whose first line contains `filter` (any
+    /// if empty) are forwarded, and their connection is cut before the
+    /// answer, whichever connection carries them (a pooled one too).
+    pub fn drop_answers(&self, n: u32, filter: &str) {
+        self.script.lock().unwrap().drop_answers = Some((n, filter.to_owned()));
+    }
+
     /// A storm from now on: each request gets 503, 500 or 429 with
     /// probability `percent`, and each new connection is cut after 100 to
     /// 20,000 bytes of answer with the same probability; `seed` makes the
@@ -169,6 +180,17 @@ fn take_cut(script: &Mutex<Script>) -> Option<u64> {
             Some((percent, rng)) => (rng.below(100) < *percent).then(|| 100 + rng.below(19_900)),
             None => None,
         },
+    }
+}
+
+fn take_drop(script: &Mutex<Script>, first_line: &str) -> bool {
+    let mut s = script.lock().unwrap();
+    match &mut s.drop_answers {
+        Some((n, filter)) if *n > 0 && first_line.contains(filter.as_str()) => {
+            *n -= 1;
+            true
+        }
+        _ => false,
     }
 }
 
@@ -223,10 +245,13 @@ async fn relay(
     let (server_r, mut server_w) = server.into_split();
     let client_w = Arc::new(tokio::sync::Mutex::new(client_w));
     let cut = take_cut(&script);
+    // Set when a request whose answer is to be dropped was forwarded.
+    let drop_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     // Answers: piped back, cut after `cut` bytes if scripted.
     let answers = {
         let (client_w, script, counts) = (client_w.clone(), script.clone(), counts.clone());
+        let drop_next = drop_next.clone();
         tokio::spawn(async move {
             let mut server_r = server_r;
             let mut buf = vec![0u8; 16 * 1024];
@@ -236,6 +261,11 @@ async fn relay(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                if drop_next.load(Ordering::SeqCst) {
+                    counts.cut.fetch_add(1, Ordering::Relaxed);
+                    let _ = client_w.lock().await.shutdown().await;
+                    return;
+                }
                 let latency = script.lock().unwrap().latency;
                 if !latency.is_zero() {
                     tokio::time::sleep(latency).await;
@@ -314,6 +344,9 @@ async fn relay(
                         .await?;
                     break;
                 }
+                if take_drop(&script, &first_line) {
+                    drop_next.store(true, Ordering::SeqCst);
+                }
                 server_w.write_all(&pending).await?;
                 let mut left = head_end + body_len - pending.len();
                 pending.clear();
@@ -340,7 +373,12 @@ async fn relay(
                         .write_all(&error_answer(status))
                         .await?;
                 }
-                None => server_w.write_all(&request).await?,
+                None => {
+                    if take_drop(&script, &first_line) {
+                        drop_next.store(true, Ordering::SeqCst);
+                    }
+                    server_w.write_all(&request).await?
+                }
             }
         }
     }
