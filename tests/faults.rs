@@ -271,22 +271,6 @@ async fn postgres_outages(scenario: &str, refuse: Duration) {
     }
 }
 
-/// Waits until a COPY runs in the database `admin` is connected to.
-async fn copy_under_way(admin: &tokio_postgres::Client) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while pg_count(
-        admin,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-         AND state = 'active' AND query LIKE 'COPY %'",
-    )
-    .await
-        == 0
-    {
-        assert!(std::time::Instant::now() < deadline, "no COPY ever ran");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// A real restart of the destination while it copies: a cluster of the
 /// test's own is restarted (`pg_ctl restart -m fast`: every session is
 /// terminated, the COPY under way rolled back) the moment a COPY of the

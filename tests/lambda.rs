@@ -419,7 +419,7 @@ fn mixed_config(bucket: &str, metrics: &Metrics) -> String {
 
 /// Faults on the Lambda path: a mixed backlog drained by the scheduler
 /// and loader functions under `cargo lambda watch`, while `loader-lambda`
-/// processes are SIGKILLed at a random moment of a tick, and the answers
+/// processes are SIGKILLed mid-COPY (a seeded moment), and the answers
 /// to the scheduler's invokes are dropped (the loader ran, the scheduler
 /// never hears) or replaced by 503/429 (a fault proxy sits between the
 /// scheduler and the Invoke API; the test's own client goes direct). The
@@ -449,18 +449,24 @@ async fn the_lambda_path_under_killed_loaders_and_dropped_invoke_answers() {
         pg.execute("DELETE FROM orders WHERE id = 999999", &[])
             .await
             .unwrap();
-        let backlog = Backlog::put(&store, 12, 300).await;
+        let backlog = Backlog::put(&store, 12, 5_000).await;
 
-        // A loader killed at a random moment of a tick. Lambda would start
+        // A loader killed mid-COPY, 0-20 ms after the COPY shows in
+        // pg_stat_activity (a moment drawn from the tick's start, 0-1.5 s,
+        // fell after the loaders' work in each of 4 seeds: no file came
+        // back to the queue). Lambda would start
         // a fresh sandbox; cargo lambda watch does not always restart a
         // killed function, so a new watch on the same port stands in.
         let tick = {
             let client = watch.client.clone();
             tokio::spawn(async move { invoke_scheduler(&client).await })
         };
-        tokio::time::sleep(Duration::from_millis(rng.below(1500))).await;
+        copy_under_way(&pg).await;
+        tokio::time::sleep(Duration::from_millis(rng.below(20))).await;
         let killed = watch.kill_loaders();
-        let _ = tick.await.unwrap();
+        // Files the kill sent back to the queue.
+        let hit = tick.await.unwrap().map_or(0, |r| r.retried);
+        assert!(hit > 0, "the kill sent no file back to the queue");
         drop(watch);
         watch = Watch::start_at(port, &invoke.url(), &config, &url).await;
 
@@ -488,7 +494,10 @@ async fn the_lambda_path_under_killed_loaders_and_dropped_invoke_answers() {
         }
         assert!(zero, "no tick held the lease after the queue drained");
         let found = pg_rows(&pg).await;
-        println!("lambda seed {seed}: {killed} loader process(es) killed, {cut} answers cut, {refused} refused");
+        println!(
+            "lambda seed {seed}: {killed} loader process(es) killed ({hit} files back to the queue), \
+             {cut} answers dropped, {refused} refused"
+        );
         backlog.check(&store, &found, &metrics).await.report(
             "lambda-killed-and-dropped",
             "postgres",

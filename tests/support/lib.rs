@@ -170,6 +170,22 @@ pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Waits until a COPY runs in the database `admin` is connected to.
+pub async fn copy_under_way(admin: &tokio_postgres::Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg_count(
+        admin,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state = 'active' AND query LIKE 'COPY %'",
+    )
+    .await
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "no COPY ever ran");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 pub async fn pg_count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.unwrap().get(0)
 }
