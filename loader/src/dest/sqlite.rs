@@ -89,7 +89,7 @@ impl Sqlite {
             .map_err(|e| self.error("open", e))?;
         // IMMEDIATE takes the write lock up front, so another process's
         // writer makes us wait (busy_timeout) rather than fail.
-        conn.execute_batch(&format!(
+        let prepare = format!(
             "PRAGMA journal_mode = WAL;
              BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
@@ -102,9 +102,29 @@ impl Sqlite {
                  PRIMARY KEY (object_key, etag)
              );
              COMMIT;"
-        ))
-        .map_err(|e| self.error("prepare ledger", e))?;
-        Ok(conn)
+        );
+        // Connections racing to switch a new file to WAL get SQLITE_BUSY
+        // at once, without the busy handler (it could deadlock there):
+        // try again, for as long as the busy timeout would have waited.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            match conn.execute_batch(&prepare) {
+                Ok(()) => return Ok(conn),
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    // A BEGIN that went through stays open otherwise.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+                Err(e) => return Err(self.error("prepare ledger", e)),
+            }
+        }
     }
 
     fn load_blocking(
@@ -245,5 +265,38 @@ impl Destination for Sqlite {
         tokio::task::spawn_blocking(move || this.loaded_blocking(&owned))
             .await
             .map_err(|e| Error::outage(&self.name, format!("ledger lookup: {e}"), None, None))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers with connections of their own opening one fresh database
+    /// at once: each must get it. (Two of them switching a new file to WAL
+    /// and creating the ledger got `database is locked` at once, without
+    /// the busy timeout, and failed a whole batch as an outage: seen once
+    /// in `dest_conformance::sqlite::concurrent_loads_of_one_batch_…`.)
+    #[test]
+    fn connections_racing_to_open_a_new_database_all_get_it() {
+        for round in 0..30 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(format!("wh-{round}.db"));
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Sqlite::new("wh", path).open().map(|_| ())
+                    })
+                })
+                .collect();
+            for t in opened {
+                if let Err(e) = t.join().unwrap() {
+                    panic!("round {round}: {e}");
+                }
+            }
+        }
     }
 }
