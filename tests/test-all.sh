@@ -36,7 +36,8 @@ export FAULT_TALLY_FILE
 FAULT_TALLY_FILE=$(mktemp)
 trap 'rm -f "$log" "$FAULT_TALLY_FILE"' EXIT
 status=0
-tests/services.sh cargo test --workspace 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: one failing test binary must not hide the others' results.
+tests/services.sh cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 echo "== fault scenarios: runs, files and rows, lost or doubled" >&2
 tests/fault-table.sh "$FAULT_TALLY_FILE" || status=1
 echo "== the README's first command, as written there, twice" >&2
