@@ -124,4 +124,5 @@ Ratios: s3loader / dlt = $(printf %.1f "$(echo "$s3l / $dlt" | bc -l)")× (goal 
 MD
 )
 echo "$section"
+[ -s bench/RESULTS.md ] || printf '# Benchmark results\n\nWritten by the bench/ scripts (README, "Benchmarks"); each section is one run, its peers and floor in the same run.\n' > bench/RESULTS.md
 echo "$section" >> bench/RESULTS.md
