@@ -16,6 +16,7 @@
 //! * [`demo`]: the embedded default, its shipped samples, and the demo run.
 //! * [`lambda`]: the scheduler as a Lambda function: what it builds from
 //!   the environment, and how long each invocation may dispatch.
+//! * [`cost`]: the AWS cost model behind `s3loader cost`.
 //! * [`error`]: the crate's one error type.
 //!
 //! The `s3loader` binary's own modules (`src/cli/`: the arguments, one
@@ -25,6 +26,7 @@
 //! none.
 
 pub mod attempts;
+pub mod cost;
 pub mod demo;
 pub mod error;
 #[cfg(feature = "netcdf")]

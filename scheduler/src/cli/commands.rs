@@ -25,6 +25,35 @@ pub fn check(config: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+pub fn cost(a: &super::CostArgs) -> Result<()> {
+    if !(a.files_per_day > 0.0 && a.avg_bytes >= 0.0) {
+        anyhow::bail!("--files-per-day must be above 0 and --avg-bytes 0 or more");
+    }
+    let workload = scheduler::cost::Workload {
+        files_per_day: a.files_per_day,
+        avg_bytes: a.avg_bytes,
+        loader_ms_per_file: a.loader_ms_per_file,
+        loader_memory_mb: a.loader_memory_mb,
+        batch_files: a.batch_files,
+        scheduler_ms_per_tick: a.scheduler_ms_per_tick,
+        scheduler_memory_mb: 256.0,
+        ticks_per_day: a.ticks_per_day,
+        metrics: scheduler::metrics::TickMetrics::default().named().len() as f64,
+        alarms: scheduler::cost::TEMPLATE_ALARMS,
+        // A file's line in the tick report, and the report's own fields.
+        log_bytes_per_file: 300.0,
+        log_bytes_per_tick: 2000.0,
+        kms: a.kms,
+    };
+    let e = scheduler::cost::estimate(&workload, &scheduler::cost::Prices::LIST);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+    } else {
+        print!("{e}");
+    }
+    Ok(())
+}
+
 pub async fn status(config: Option<&Path>, json: bool) -> Result<()> {
     let config = load_config(config)?;
     let store = loader::store::open(&config.source.url).await?;

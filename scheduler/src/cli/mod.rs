@@ -96,6 +96,46 @@ pub enum Command {
         #[arg(long, default_value = "demo")]
         dir: PathBuf,
     },
+    /// The AWS cost of this design for a workload, per month and per
+    /// million files (S3 requests, Lambda GB-seconds, CloudWatch, KMS),
+    /// beside Snowpipe's and Firehose's fees, with every price it assumes,
+    /// its source and the date it was recorded. bench/run.sh feeds it the
+    /// durations it measured.
+    Cost(CostArgs),
+}
+
+/// The workload `cost` prices. Durations default to what bench/run.sh
+/// measured on a 2-core machine (bench/RESULTS.md); pass your own.
+#[derive(Debug, clap::Args)]
+pub struct CostArgs {
+    /// Files landing in incoming/ a day.
+    #[arg(long)]
+    pub files_per_day: f64,
+    /// Their average size in bytes (uncompressed, for Snowpipe's fee).
+    #[arg(long)]
+    pub avg_bytes: f64,
+    /// The loader Lambda's billed milliseconds per file.
+    #[arg(long, default_value_t = 10.0)]
+    pub loader_ms_per_file: f64,
+    /// The loader Lambda's memory (infra/template.yaml: LoaderMemoryMB).
+    #[arg(long, default_value_t = 512.0)]
+    pub loader_memory_mb: f64,
+    /// Files per loader invoke (tick.batch_max_files).
+    #[arg(long, default_value_t = 100.0)]
+    pub batch_files: f64,
+    /// The scheduler Lambda's billed milliseconds per tick.
+    #[arg(long, default_value_t = 1500.0)]
+    pub scheduler_ms_per_tick: f64,
+    /// Ticks a day (EventBridge Scheduler, once a minute).
+    #[arg(long, default_value_t = 1440.0)]
+    pub ticks_per_day: f64,
+    /// The bucket uses SSE-KMS without an S3 Bucket Key (3 KMS requests
+    /// per file).
+    #[arg(long)]
+    pub kms: bool,
+    /// Print the estimate as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl Cli {
@@ -134,6 +174,7 @@ impl Cli {
                 json,
             } => commands::reprocess(config.as_deref(), &prefix, dry_run, json).await,
             Command::Check => commands::check(config.as_deref()),
+            Command::Cost(args) => commands::cost(&args),
             Command::Forecasts {
                 time,
                 period,
