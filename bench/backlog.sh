@@ -1,62 +1,106 @@
 #!/usr/bin/env bash
-# A huge backlog: BENCH_KEYS (200,000) small CSV files on SeaweedFS, drained
-# into PostgreSQL by `s3loader tick`, release build. Measures; asserts
-# nothing. Run it through the services script:
+# A huge backlog: BENCH_KEYS (1,000,000) small CSV files on SeaweedFS,
+# put by loader/examples/s3_backlog.rs (not timed). BENCH_REPS (3)
+# repetitions, the median, of:
+#   listing pace   one full listing of incoming/, keys/s:
+#                  s3loader (`s3loader status`, which lists every page);
+#                  `aws s3api list-objects-v2` (the CLI pages through all);
+#                  raw ListObjectsV2 requests over one kept-alive
+#                  connection, reading only the continuation token (the
+#                  server's pace; the goal's reference). Signed (botocore's
+#                  SigV4 signer, no SDK): SeaweedFS refuses anonymous
+#                  requests once it has an identity, as here;
+#   first dispatch `s3loader tick` with the default tick.list_max_secs (10)
+#                  into PostgreSQL: the tick's listing time, after which it
+#                  dispatches the oldest max_files it saw;
+#   drain          files/s over that tick (list + load + move of 1,000
+#                  files), beside the small-files case's rate.
 #
-#   tests/services.sh bench/backlog.sh
-#   BENCH_KEYS=20000 BENCH_TICKS=2 tests/services.sh bench/backlog.sh
-#
-# Prints, for BENCH_TICKS ticks with tick.list_max_secs = 10 (the default)
-# and then 1: the time to first dispatch (the tick's listing time), the
-# backlog it saw (a lower bound once listing is cut short), files loaded and
-# files/s over the whole tick; then how long one full listing of the
-# backlog takes (`s3loader status`), which every tick spent before listing
-# was bounded.
+#   tests/services.sh bench/backlog.sh     (bench/run.sh runs every case)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-keys=${BENCH_KEYS:-200000}
-ticks=${BENCH_TICKS:-3}
+keys=${BENCH_KEYS:-1000000}
+peers=$(bench/peers.sh)
+cargo build --release -q -p s3loader-loader --example s3_backlog
 bucket="backlog-$(date +%s)"
-export BENCH_PG; BENCH_PG=$(new_db)
+log "putting $keys objects into s3://$bucket/incoming/ ..."
+log "$("$CARGO_TARGET_DIR/release/examples/s3_backlog" "$bucket" "$keys" 128)"
+export BENCH_PG; BENCH_PG=$(new_db ", note text")
+pg_config "$bucket" "" > "$work/c.toml"
+pg_config "$bucket" "max_files = 10000
+move_concurrency = 32" > "$work/c10k.toml"
 
-echo "putting $keys objects into s3://$bucket/incoming/ ..." >&2
-started=$(date +%s.%N)
-python3 - "$S3LOADER_TEST_SEAWEEDFS" "$bucket" "$keys" <<'PY'
-import sys, boto3, concurrent.futures as cf
-from botocore.config import Config
-endpoint, bucket, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                  config=Config(s3={"addressing_style": "path"}, max_pool_connections=64,
-                                request_checksum_calculation="when_required"))
-s3.create_bucket(Bucket=bucket)
-def put(i):
-    body = f"id,customer,amount,ordered_at\n{i},c{i % 97},1.00,2026-11-01T00:00:00Z\n"
-    s3.put_object(Bucket=bucket, Key=f"incoming/orders/{i // 1000:04d}/{i:07d}.csv", Body=body)
-with cf.ThreadPoolExecutor(64) as pool:
-    for _ in pool.map(put, range(n), chunksize=256):
-        pass
+raw_list() {
+  python3 - "$S3LOADER_TEST_SEAWEEDFS" "$bucket" <<'PY'
+import http.client, os, re, sys, urllib.parse
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+endpoint, bucket = sys.argv[1], sys.argv[2]
+creds = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+host = urllib.parse.urlparse(endpoint).netloc
+conn = http.client.HTTPConnection(host)
+token, n = None, 0
+while True:
+    q = {"list-type": "2", "prefix": "incoming/", "max-keys": "1000"}
+    if token:
+        q["continuation-token"] = token
+    path = f"/{bucket}?" + urllib.parse.urlencode(q, quote_via=urllib.parse.quote)
+    req = AWSRequest("GET", endpoint + path)
+    S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
+    conn.request("GET", path, headers=dict(req.headers))
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        sys.exit(f"raw ListObjectsV2: HTTP {r.status}: {body[:300]!r}")
+    n += body.count(b"<Key>")
+    m = re.search(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>", body)
+    if not m:
+        break
+    token = m.group(1).decode()
+print(n)
 PY
-echo "put in $(echo "$(date +%s.%N) - $started" | bc) s" >&2
+}
 
-
-echo
-echo "| list_max_secs | tick | time to first dispatch (list) | backlog seen | complete | loaded | tick duration | files/s |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-for budget in 10 1; do
-  pg_config "$bucket" "max_files = 1000
-list_max_secs = $budget" >"$work/c.toml"
-  for t in $(seq 1 "$ticks"); do
-    "$bin" --config "$work/c.toml" tick --json >"$work/r.json"
-    python3 - "$work/r.json" "$t" "$budget" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1])); t = sys.argv[2]
-d = r["duration_ms"] / 1000
-print(f"| {sys.argv[3]} s | {t} | {r['list_ms'] / 1000:.2f} s | {r['backlog']['files']} | {r['backlog']['complete']} | "
-      f"{r['loaded']} | {d:.2f} s | {r['loaded'] / d:.0f} |")
-PY
-  done
+declare -A r
+for rep in $(seq 1 "$reps"); do
+  echo "== backlog, repetition $rep of $reps" >&2
+  t0=$(now); n=$("$bin" --config "$work/c.toml" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["backlog"]["files"])'); s=$(since "$t0")
+  log "s3loader status: $n keys in $s s"; r[s3l]+="$(div "$n" "$s")"$'\n'
+  t0=$(now); n=$("$peers/aws" --endpoint-url "$S3LOADER_TEST_SEAWEEDFS" s3api list-objects-v2 --bucket "$bucket" --prefix incoming/ --query 'Contents[].[Key]' --output text | wc -l); s=$(since "$t0")
+  log "aws s3api list-objects-v2: $n keys in $s s"; r[cli]+="$(div "$n" "$s")"$'\n'
+  t0=$(now); n=$(raw_list); s=$(since "$t0")
+  log "raw ListObjectsV2: $n keys in $s s"; r[raw]+="$(div "$n" "$s")"$'\n'
+  t0=$(now)
+  "$bin" --config "$work/c.toml" tick --json > "$work/t.json"
+  s=$(since "$t0")
+  read -r list_s loaded seen complete < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["list_ms"] / 1000, r["loaded"], r["backlog"]["files"], r["backlog"]["complete"])' "$work/t.json")
+  log "tick: listed $seen keys (complete: $complete) in $list_s s, loaded $loaded, $s s in all"
+  r[first]+="$list_s"$'\n'; r[drain]+="$(div "$loaded" "$s")"$'\n'; r[seen]+="$seen"$'\n'
+  # The same with a tick's worth of files (max_files = 10,000).
+  t0=$(now)
+  "$bin" --config "$work/c10k.toml" tick --json > "$work/t.json"
+  s=$(since "$t0")
+  loaded=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["loaded"])' "$work/t.json")
+  log "tick with max_files = 10000: loaded $loaded in $s s"
+  r[drain10k]+="$(div "$loaded" "$s")"$'\n'
 done
-started=$(date +%s.%N)
-"$bin" --config "$work/c.toml" status --json >"$work/s.json"
-echo
-echo "one full listing (s3loader status): $(python3 -c "import json;print(json.load(open('$work/s.json'))['backlog']['files'])") keys in $(echo "$(date +%s.%N) - $started" | bc) s"
+drop_db "$BENCH_PG"
+
+m() { printf '%s' "${r[$1]}" | median; }
+s3l=$(m s3l); cli=$(m cli); raw=$(m raw)
+section <<MD
+## Huge backlog: $keys keys on SeaweedFS ($(date -u +%Y-%m-%d), median of $reps)
+
+| | median | raw (each repetition) |
+|---|---|---|
+| listing: s3loader (\`status\`, every page), keys/s | $(printf %.0f "$s3l") | $(printf '%s' "${r[s3l]}" | raw %.0f) |
+| listing: \`aws s3api list-objects-v2\`, keys/s | $(printf %.0f "$cli") | $(printf '%s' "${r[cli]}" | raw %.0f) |
+| listing: raw ListObjectsV2, signed, one connection (the server's pace), keys/s | $(printf %.0f "$raw") | $(printf '%s' "${r[raw]}" | raw %.0f) |
+| tick: time to first dispatch (its listing, list_max_secs = 10), s | $(printf %.2f "$(m first)") | $(printf '%s' "${r[first]}" | raw %.2f) |
+| tick: keys it listed before dispatching | $(printf %.0f "$(m seen)") | $(printf '%s' "${r[seen]}" | raw %.0f) |
+| tick: files/s over the whole tick (defaults: 1,000 files listed, loaded, moved) | $(printf %.0f "$(m drain)") | $(printf '%s' "${r[drain]}" | raw %.0f) |
+| tick: files/s over the whole tick (max_files = 10,000, move_concurrency = 32) | $(printf %.0f "$(m drain10k)") | $(printf '%s' "${r[drain10k]}" | raw %.0f) |
+
+Ratios: s3loader listing / raw = $(printf %.2f "$(div "$s3l" "$raw")") (goal ≥ 0.8); s3loader listing / aws s3api = $(printf %.1f "$(div "$s3l" "$cli")")×. First dispatch goal: ≤ 10 s. The drain rate compares with the small-files case's files/s above (every tick here carries a listing of up to list_max_secs before its first dispatch).
+MD

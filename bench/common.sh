@@ -1,17 +1,31 @@
-# Sourced by every benchmark: the repository root, the services it needs,
-# a release build of the CLI ($bin), a scratch directory ($work, removed on
-# exit), and PostgreSQL helpers. Benchmarks measure; they assert nothing.
+# Sourced by every benchmark case: the repository root, the services it
+# needs, a release build of the CLI ($bin), a scratch directory ($work,
+# removed on exit), PostgreSQL helpers, and the helpers that turn
+# repetitions into a RESULTS.md section. Benchmarks measure; they assert
+# nothing, and their goals are the benchmark's, never a test's.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${S3LOADER_TEST_SEAWEEDFS:?run through tests/services.sh}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
 cargo build --release -q -p s3loader
 bin="$CARGO_TARGET_DIR/release/s3loader"
-work=$(mktemp -d)
+work=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/s3loader-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export AWS_ENDPOINT_URL_S3="$S3LOADER_TEST_SEAWEEDFS"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-x}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-x}"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
 pg_admin="${S3LOADER_TEST_PG:-}"
+reps=${BENCH_REPS:-3}
+results_md=bench/RESULTS.md
 
 psql_() { psql "$1" -v ON_ERROR_STOP=1 -qAt -c "$2"; }
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc -l; }
+div() { echo "$1 / $2" | bc -l; }
+# The median of the numbers on stdin, one per line.
+median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+# "raw" column: the numbers on stdin, formatted with $1 (e.g. %.0f).
+raw() { xargs printf "$1 "; }
+log() { echo "  $*" >&2; }
 
 # Prints a connection string to a fresh database with an orders table
 # (plus any extra column definitions given, e.g. ", note text").
@@ -22,6 +36,8 @@ new_db() {
   psql_ "$url" "CREATE TABLE orders (id bigint, customer text, amount numeric(12,2), ordered_at timestamptz${1:-})" >/dev/null
   echo "$url"
 }
+# Drops a database new_db made (large cases would fill the disk).
+drop_db() { psql_ "$pg_admin" "DROP DATABASE IF EXISTS ${1##*dbname=}" >/dev/null; }
 
 # A config that loads every key of bucket $1 into PostgreSQL (env:BENCH_PG)
 # table orders, with the [tick] lines $2.
@@ -39,4 +55,65 @@ pattern = "**"
 destination = "pg"
 table = "orders"
 TOML
+}
+
+# The benchmark's CSV rows (id,customer,amount,ordered_at,note): $1 files
+# of $2 rows each into directory $3, named 000000.csv ...
+gen_csv() {
+  python3 - "$@" <<'PY'
+import os, sys
+files, rows, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+os.makedirs(out, exist_ok=True)
+header = "id,customer,amount,ordered_at,note\n"
+def row(i):
+    return f"{i},customer-{i % 977},{(i * 37) % 100000 / 100:.2f},2026-11-01T{i % 24:02d}:{i % 60:02d}:00Z,note for row {i} with some padding text\n"
+for f in range(files):
+    with open(f"{out}/{f:06d}.csv", "w") as o:
+        o.write(header)
+        for start in range(f * rows, (f + 1) * rows, 10000):
+            o.write("".join(row(i) for i in range(start, min(start + 10000, (f + 1) * rows))))
+PY
+}
+
+# Uploads every file of directory $1 to bucket $2 (made if new) under incoming/.
+upload() {
+  python3 - "$@" <<'PY'
+import boto3, botocore.config, os, sys
+from concurrent.futures import ThreadPoolExecutor
+src, bucket = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=os.environ["S3LOADER_TEST_SEAWEEDFS"], region_name="us-east-1",
+                  config=botocore.config.Config(s3={"addressing_style": "path"}, max_pool_connections=32,
+                                                request_checksum_calculation="when_required"))
+try:
+    s3.create_bucket(Bucket=bucket)
+except s3.exceptions.BucketAlreadyOwnedByYou:
+    pass
+with ThreadPoolExecutor(32) as ex:
+    list(ex.map(lambda n: s3.upload_file(os.path.join(src, n), bucket, "incoming/" + n), sorted(os.listdir(src))))
+PY
+}
+
+# Runs `s3loader tick` with config $1 until incoming/ is drained; prints
+# "seconds ticks batches".
+drain() {
+  local t0 ticks=0 batches=0 left b
+  t0=$(now)
+  while :; do
+    read -r left b < <("$bin" --config "$1" tick --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["backlog"]["files"] - r["loaded"] - r["failed"], r["batches"])')
+    ticks=$((ticks + 1)); batches=$((batches + b))
+    [ "$left" -le 0 ] && break
+  done
+  echo "$(since "$t0") $ticks $batches"
+}
+
+machine() {
+  echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+}
+
+# Appends a section (stdin) to RESULTS.md and echoes it.
+section() {
+  local text
+  text=$(cat)
+  [ -s "$results_md" ] || printf '# Benchmark results\n\nWritten by `tests/services.sh bench/run.sh` (README, "Benchmarks"); each case'"'"'s peers and floor ran in the same run, on the same data.\n' > "$results_md"
+  printf '\n%s\n' "$text" | tee -a "$results_md"
 }

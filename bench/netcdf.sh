@@ -1,37 +1,30 @@
 #!/usr/bin/env bash
-# The Met Office forecast index: files per second indexed (release build).
-# Measures; asserts nothing. Run it through the services script:
+# netCDF indexing: BENCH_NC_COPIES (20) copies of the Met Office samples
+# that have forecast times, SeaweedFS -> the forecast index on moto's
+# DynamoDB, BENCH_REPS (3) repetitions, the median:
+#   s3loader   `s3loader tick` (release) until drained: list, read, parse,
+#              index, move (25 files to a batch, 4 batches at once);
+#   floor      the same BatchWriteItem calls with no S3, no parsing and no
+#              moves (loader/examples/ddb_floor.rs: the items are built
+#              first, untimed), at 4 and 16 files at once, the best kept:
+#              moto's own pace, the goal's reference.
+# moto is a Python emulator, far slower than DynamoDB: on real DynamoDB
+# the floor moves and this ratio with it.
 #
-#   tests/services.sh bench/netcdf.sh
-#   BENCH_NC_COPIES=50 tests/services.sh bench/netcdf.sh
-#
-# BENCH_NC_COPIES copies (default 20) of the 15 sample files that have
-# forecast times go to SeaweedFS under incoming/metoffice/; ticks index them
-# into a forecast table on moto's DynamoDB until drained. moto is a Python
-# emulator, far slower than DynamoDB: the tick report's load_ms and the
-# netCDF-only pass below separate our time from its.
+#   tests/services.sh bench/netcdf.sh     (bench/run.sh runs every case)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 : "${S3LOADER_TEST_MOTO:?run through tests/services.sh}"
 copies=${BENCH_NC_COPIES:-20}
-bucket="bench-nc-$(date +%s)"
-table="bench-forecasts-$(date +%s)"
+cargo build --release -q -p s3loader-loader --example ddb_floor
+export AWS_ENDPOINT_URL_DYNAMODB="$S3LOADER_TEST_MOTO"
 
-python3 - "$work" "$bucket" "$table" "$copies" <<'PY'
-import boto3, botocore.config, os, sys
-from concurrent.futures import ThreadPoolExecutor
-work, bucket, table, copies = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-src = "tests/data/metoffice"
-names = [n for n in sorted(os.listdir(src)) if n.endswith(".nc") and n != "ukvx_landmask.nc"]
-s3 = boto3.client("s3", endpoint_url=os.environ["S3LOADER_TEST_SEAWEEDFS"], region_name="us-east-1",
-                  config=botocore.config.Config(s3={"addressing_style": "path"}, max_pool_connections=32))
-s3.create_bucket(Bucket=bucket)
-jobs = [(os.path.join(src, n), f"incoming/metoffice/{c:04d}/{n}") for c in range(copies) for n in names]
-with ThreadPoolExecutor(32) as ex:
-    list(ex.map(lambda j: s3.upload_file(j[0], bucket, j[1]), jobs))
+new_table() {
+  python3 - "$1" <<'PY2'
+import boto3, os, sys
 ddb = boto3.client("dynamodb", endpoint_url=os.environ["S3LOADER_TEST_MOTO"], region_name="us-east-1")
 ddb.create_table(
-    TableName=table, BillingMode="PAY_PER_REQUEST",
+    TableName=sys.argv[1], BillingMode="PAY_PER_REQUEST",
     AttributeDefinitions=[{"AttributeName": "forecast_period", "AttributeType": "N"},
                           {"AttributeName": "forecast_time_key", "AttributeType": "S"},
                           {"AttributeName": "forecast_time", "AttributeType": "S"}],
@@ -41,10 +34,24 @@ ddb.create_table(
         "KeySchema": [{"AttributeName": "forecast_time", "KeyType": "HASH"},
                       {"AttributeName": "forecast_period", "KeyType": "RANGE"}],
         "Projection": {"ProjectionType": "ALL"}}])
-print(f"uploaded {len(jobs)} files; table {table}")
-PY
+PY2
+}
 
-cat > "$work/nc.toml" <<TOML
+mkdir -p "$work/nc"
+for c in $(seq -f %04g 0 $((copies - 1))); do
+  for f in tests/data/metoffice/*.nc; do
+    case "$f" in *ukvx_landmask.nc) continue;; esac  # no forecast times
+    cp "$f" "$work/nc/$c-$(basename "$f")"
+  done
+done
+nfiles=$(ls "$work/nc" | wc -l)
+
+declare -A r
+for rep in $(seq 1 "$reps"); do
+  echo "== netCDF, repetition $rep of $reps" >&2
+  bucket="bench-nc-$rep-$(date +%s)"; table="bench-forecasts-$rep-$(date +%s)"
+  upload "$work/nc" "$bucket"; new_table "$table"
+  cat > "$work/nc.toml" <<TOML
 [source]
 url = "s3://$bucket"
 [tick]
@@ -55,22 +62,29 @@ move_concurrency = 32
 [destinations.index]
 kind = "dynamodb"
 [[route]]
-pattern = "metoffice/**/*.nc"
+pattern = "*.nc"
 destination = "index"
 table = "$table"
 format = "netcdf"
 TOML
-
-export AWS_ENDPOINT_URL_S3="$S3LOADER_TEST_SEAWEEDFS" AWS_ENDPOINT_URL_DYNAMODB="$S3LOADER_TEST_MOTO"
-total=0
-start=$(date +%s.%N)
-while :; do
-  r=$(/usr/bin/time -f "  s3loader cpu: %U s user, %S s sys, %M KB max RSS" "$bin" --config "$work/nc.toml" tick --json)
-  read -r sel loaded failed left ms load_ms rows < <(echo "$r" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["selected"], r["loaded"], r["failed"], r["backlog"]["files"]-r["loaded"]-r["failed"], r["duration_ms"], r["load_ms"], r["rows"])')
-  echo "  tick: $loaded indexed ($rows items), $failed failed in $ms ms (load $load_ms)"
-  total=$((total + loaded))
-  [ "$left" -le 0 ] && break
+  read -r secs ticks _ < <(drain "$work/nc.toml")
+  log "s3loader: $nfiles files in $secs s ($ticks ticks)"
+  r[s3l]+="$(div "$nfiles" "$secs")"$'\n'
+  table="bench-floor-$rep-$(date +%s)"; new_table "$table"
+  out=$("$CARGO_TARGET_DIR/release/examples/ddb_floor" "$table" "$copies" 4 16); echo "$out" >&2
+  r[floor]+="$(awk '{split($3,f,"="); split($5,s,"="); v = f[2] / s[2]; if (v > best) best = v} END {print best}' <<<"$out")"$'\n'
+  r[items]=$(awk '{split($4,i,"="); print i[2]}' <<<"$out" | head -n1)
 done
-secs=$(echo "$(date +%s.%N) - $start" | bc -l)
-printf "netcdf index: %d files in %.2f s = %.1f files/s (SeaweedFS -> moto DynamoDB, list + read + index + move)\n" \
-  "$total" "$secs" "$(echo "$total / $secs" | bc -l)"
+
+m() { printf '%s' "${r[$1]}" | median; }
+s3l=$(m s3l); floor=$(m floor)
+section <<MD
+## netCDF indexing: $nfiles Met Office files ($copies copies of the samples, ${r[items]} items), SeaweedFS → moto DynamoDB ($(date -u +%Y-%m-%d), median of $reps)
+
+| | files/s (median) | raw (files/s, each repetition) |
+|---|---|---|
+| s3loader (list, read, parse, index, move) | $(printf %.1f "$s3l") | $(printf '%s' "${r[s3l]}" | raw %.1f) |
+| moto's floor: the same BatchWriteItem calls, nothing else (best of 4/16 files at once) | $(printf %.1f "$floor") | $(printf '%s' "${r[floor]}" | raw %.1f) |
+
+Ratio: s3loader / floor = $(printf %.2f "$(div "$s3l" "$floor")") (goal ≥ 0.8).
+MD

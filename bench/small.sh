@@ -2,7 +2,7 @@
 # Small files with every peer in the same run, on the same data (issue 12,
 # first case). Measures; asserts nothing. Run it through the services script:
 #
-#   tests/services.sh bench/small.sh
+#   tests/services.sh bench/small.sh      (bench/run.sh runs every case)
 #   BENCH_FILES=500 BENCH_REPS=1 tests/services.sh bench/small.sh
 #
 # BENCH_FILES (5,000) CSV files of ~2 KB on SeaweedFS, BENCH_REPS (3)
@@ -15,47 +15,20 @@
 #   dlt        dlt's filesystem source -> postgres, csv (COPY) loader files
 #              (bench/dlt_small.py; dlt moves nothing);
 #   shell loop `aws s3 cp - | psql \copy` + `aws s3 mv` per file, on the
-#              first BENCH_LOOP_FILES (100) files (a process per request).
+#              first BENCH_LOOP_FILES (30) files (a process per request).
 # Appends a section to bench/RESULTS.md and prints it.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 files=${BENCH_FILES:-5000}
-reps=${BENCH_REPS:-3}
-loop_files=${BENCH_LOOP_FILES:-100}
+loop_files=${BENCH_LOOP_FILES:-30}
 peers=$(bench/peers.sh)
 cargo build --release -q -p s3loader-loader --example s3_floor
 floor_bin="$CARGO_TARGET_DIR/release/examples/s3_floor"
-export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-x}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-x}" AWS_REGION=us-east-1
 
-python3 - "$work/small" "$files" <<'PY'
-import os, sys
-out, files = sys.argv[1], int(sys.argv[2])
-os.makedirs(out, exist_ok=True)
-header = "id,customer,amount,ordered_at,note\n"
-def row(i):
-    return f"{i},customer-{i % 977},{(i * 37) % 100000 / 100:.2f},2026-11-01T{i % 24:02d}:{i % 60:02d}:00Z,note for row {i} with some padding text\n"
-for f in range(files):
-    with open(f"{out}/{f:06d}.csv", "w") as o:
-        o.write(header + "".join(row(i) for i in range(f * 20, f * 20 + 20)))
-PY
+gen_csv "$files" 20 "$work/small"
 loop_dir="$work/loop"; mkdir -p "$loop_dir"
 names=("$work"/small/*.csv)  # (not `ls | head`: SIGPIPE under pipefail)
 cp "${names[@]:0:$loop_files}" "$loop_dir/"
-
-upload() { # dir bucket
-  python3 - "$@" <<'PY'
-import boto3, botocore.config, os, sys
-from concurrent.futures import ThreadPoolExecutor
-src, bucket = sys.argv[1:3]
-s3 = boto3.client("s3", endpoint_url=os.environ["S3LOADER_TEST_SEAWEEDFS"], config=botocore.config.Config(s3={"addressing_style": "path"}, max_pool_connections=32, request_checksum_calculation="when_required"))
-s3.create_bucket(Bucket=bucket)
-with ThreadPoolExecutor(32) as ex:
-    list(ex.map(lambda n: s3.upload_file(os.path.join(src, n), bucket, "incoming/" + n), sorted(os.listdir(src))))
-PY
-}
-now() { date +%s.%N; }
-median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
-rate() { echo "$1 / $2" | bc -l; }
 
 declare -A results
 for rep in $(seq 1 "$reps"); do
@@ -67,15 +40,10 @@ for rep in $(seq 1 "$reps"); do
 batch_max_files = 100
 concurrency = 4
 move_concurrency = 32" > "$work/s3l.toml"
-  t0=$(now)
-  while :; do
-    left=$("$bin" --config "$work/s3l.toml" tick --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["backlog"]["files"] - r["loaded"] - r["failed"])')
-    [ "$left" -le 0 ] && break
-  done
-  secs=$(echo "$(now) - $t0" | bc -l)
+  read -r secs _ < <(drain "$work/s3l.toml")
   n=$(psql_ "$BENCH_PG" "SELECT count(*) FROM s3loader_ledger")
   echo "  s3loader: $n files in $secs s" >&2
-  results[s3loader]+="$(rate "$n" "$secs")"$'\n'
+  results[s3loader]+="$(div "$n" "$secs")"$'\n'
 
   # S3 floor
   b="small-floor-$rep-$(date +%s)"; upload "$work/small" "$b"
@@ -100,29 +68,24 @@ move_concurrency = 32" > "$work/s3l.toml"
       | psql "$db" -v ON_ERROR_STOP=1 -qc "\\copy orders FROM STDIN WITH (FORMAT csv, HEADER true)"
     "$peers/aws" --endpoint-url "$S3LOADER_TEST_SEAWEEDFS" s3 mv "s3://$b/incoming/$f" "s3://$b/processed/$f" --quiet
   done
-  secs=$(echo "$(now) - $t0" | bc -l)
+  secs=$(since "$t0")
   echo "  shell loop: $loop_files files in $secs s" >&2
-  results[loop]+="$(rate "$loop_files" "$secs")"$'\n'
+  results[loop]+="$(div "$loop_files" "$secs")"$'\n'
 done
 
 m() { printf '%s' "${results[$1]}" | median; }
 s3l=$(m s3loader); floor=$(m floor); dlt=$(m dlt); loop=$(m loop)
-section=$(cat <<MD
-
+section <<MD
 ## Small files: $files CSV files of ~2 KB, SeaweedFS → PostgreSQL ($(date -u +%Y-%m-%d), median of $reps)
 
 | | files/s (median) | raw (files/s, each repetition) |
 |---|---|---|
-| s3loader (list, load, move) | $(printf %.0f "$s3l") | $(printf '%s' "${results[s3loader]}" | xargs printf '%.0f ') |
-| S3 floor (GET + CopyObject + DeleteObject, best of c=8/32/64) | $(printf %.0f "$floor") | $(printf '%s' "${results[floor]}" | xargs printf '%.0f ') |
-| dlt filesystem → postgres (csv/COPY; no moves) | $(printf %.1f "$dlt") | $(printf '%s' "${results[dlt]}" | xargs printf '%.1f ') |
-| shell loop: aws s3 cp \| psql \\copy + aws s3 mv ($loop_files files) | $(printf %.1f "$loop") | $(printf '%s' "${results[loop]}" | xargs printf '%.1f ') |
+| s3loader (list, load, move) | $(printf %.0f "$s3l") | $(printf '%s' "${results[s3loader]}" | raw %.0f) |
+| S3 floor (GET + CopyObject + DeleteObject, best of c=8/32/64) | $(printf %.0f "$floor") | $(printf '%s' "${results[floor]}" | raw %.0f) |
+| dlt filesystem → postgres (csv/COPY; no moves) | $(printf %.1f "$dlt") | $(printf '%s' "${results[dlt]}" | raw %.1f) |
+| shell loop: aws s3 cp \| psql \\copy + aws s3 mv ($loop_files files) | $(printf %.1f "$loop") | $(printf '%s' "${results[loop]}" | raw %.1f) |
 
-Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). Versions: s3loader $(git rev-parse --short HEAD), dlt $("$peers/python" -c 'import dlt; print(dlt.__version__)'), $("$peers/aws" --version | cut -d' ' -f1), PostgreSQL $(psql_ "$pg_admin" "SHOW server_version"), SeaweedFS $(weed version 2>/dev/null | head -n1 | awk '{print $3}').
+Versions: s3loader $(git rev-parse --short HEAD), dlt $("$peers/python" -c 'import dlt; print(dlt.__version__)'), $("$peers/aws" --version | cut -d' ' -f1), PostgreSQL $(psql_ "$pg_admin" "SHOW server_version"), SeaweedFS $(weed version 2>/dev/null | head -n1 | awk '{print $3}').
 
-Ratios: s3loader / dlt = $(printf %.1f "$(echo "$s3l / $dlt" | bc -l)")× (goal ≥ 10×); s3loader / S3 floor = $(printf %.2f "$(echo "$s3l / $floor" | bc -l)") (goal ≥ 0.5); s3loader / shell loop = $(printf %.0f "$(echo "$s3l / $loop" | bc -l)")×.
+Ratios: s3loader / dlt = $(printf %.1f "$(div "$s3l" "$dlt")")× (goal ≥ 10×); s3loader / S3 floor = $(printf %.2f "$(div "$s3l" "$floor")") (goal ≥ 0.5); s3loader / shell loop = $(printf %.0f "$(div "$s3l" "$loop")")×.
 MD
-)
-echo "$section"
-[ -s bench/RESULTS.md ] || printf '# Benchmark results\n\nWritten by the bench/ scripts (README, "Benchmarks"); each section is one run, its peers and floor in the same run.\n' > bench/RESULTS.md
-echo "$section" >> bench/RESULTS.md
