@@ -33,6 +33,41 @@ pub fn init_logs() {
         .init();
 }
 
+/// The SDK config both functions build their clients from: the default
+/// chain (region, credentials, `AWS_ENDPOINT_URL*`), with an HTTPS client
+/// that trusts the system's CA bundle file ([`crate::ca_bundle`] says why;
+/// where it has none, the SDK's default client, unchanged).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    match crate::ca_bundle::pem() {
+        Some(pem) => loader.http_client(https_client(pem.to_vec())).load().await,
+        None => loader.load().await,
+    }
+}
+
+/// The SDK's default HTTPS client (rustls with aws-lc, proxy settings from
+/// the environment) with `pem` as its only roots.
+fn https_client(pem: Vec<u8>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(pem))
+        .build()
+        .expect("a trust store and no other setting");
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut conn = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context.clone());
+        conn.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            conn.set_sleep_impl(components.sleep_impl());
+        }
+        conn.set_proxy_config(Some(ProxyConfig::from_env()));
+        conn.build()
+    })
+}
+
 /// The config, from the environment as described in the module docs.
 /// Errors name the variable (and the object or file) they came from.
 pub async fn config_from_env(shared: &aws_config::SdkConfig) -> Result<Config> {

@@ -28,6 +28,7 @@
 //! * [`worker`]: loads one batch into its destination.
 //! * [`aws`]: one way to talk to AWS: SDK error classification, retry
 //!   configs, backoff.
+//! * [`ca_bundle`]: the system's CA bundle, read once: the roots TLS trusts.
 //! * [`lambda`]: cold-start setup shared by both Lambda binaries (JSON
 //!   logs, the config from an env var, an S3 object or a file).
 //! * [`error`]: the crate's one error type.
@@ -40,6 +41,7 @@
 //! config error naming the feature, a config that uses it.
 
 pub mod aws;
+pub mod ca_bundle;
 pub mod config;
 pub mod contract;
 pub mod dest;

@@ -14,7 +14,7 @@ use loader::worker::Worker;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     loader::lambda::init_logs();
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let shared = loader::lambda::sdk_config().await;
     let config = loader::lambda::config_from_env(&shared).await?;
     let store = loader::store::open_with(&config.source.url, &shared)?;
     let worker = Worker::from_config_shared(&config, store, &shared)?;

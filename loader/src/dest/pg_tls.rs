@@ -142,9 +142,16 @@ fn roots(field: &str, rootcert: Option<&str>) -> Result<RootCertStore> {
                 ));
             }
         }
+        // The bundle file alone where there is one (crate::ca_bundle).
         None => {
-            let found = rustls_native_certs::load_native_certs();
-            store.add_parsable_certificates(found.certs);
+            match crate::ca_bundle::pem() {
+                Some(pem) => store.add_parsable_certificates(
+                    CertificateDer::pem_slice_iter(pem).filter_map(|c| c.ok()),
+                ),
+                None => {
+                    store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs)
+                }
+            };
             if store.is_empty() {
                 return Err(Error::config(
                     field,

@@ -14,7 +14,7 @@ use scheduler::lambda::LambdaScheduler;
 async fn main() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     loader::lambda::init_logs();
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let shared = loader::lambda::sdk_config().await;
     let sched = LambdaScheduler::from_env(&shared).await.inspect_err(|e| {
         tracing::error!(error = %loader::error::chain(e), "scheduler cold start failed");
     })?;
