@@ -69,7 +69,10 @@ while True:
     r = tick()
     ticks += 1
     invokes += r["batches"]
-    if r["backlog"]["files"] - r["loaded"] - r["failed"] <= 0:
+    # Drained: this tick held the lease, listed everything, and left
+    # nothing behind (a tick that found the lease held lists nothing).
+    if (r["lease"]["status"] == "acquired" and r["backlog"]["complete"]
+            and r["backlog"]["files"] - r["loaded"] - r["failed"] <= 0):
         break
 print(f"{time.monotonic() - start:.3f} {ticks} {invokes}")
 PY
@@ -79,7 +82,9 @@ warm_up() { # until the watch has built both functions and drained 400 files
   local i
   upload "$work/warm" "$1"
   for i in $(seq 1 180); do
-    if invoke_until_drained >/dev/null 2>&1; then return 0; fi
+    invoke_until_drained >/dev/null 2>&1 || true
+    if [ "$(psql_ "$BENCH_PG" "SELECT count(*) FROM pg_tables WHERE tablename = 's3loader_ledger'")" = 1 ] &&
+       [ "$(psql_ "$BENCH_PG" "SELECT count(*) FROM s3loader_ledger")" -ge 400 ]; then return 0; fi
     sleep 5
   done
   echo "cargo lambda watch never answered; see $watch_log" >&2; exit 1

@@ -6,6 +6,7 @@
 #   tests/services.sh bench/run.sh
 #   BENCH_CASES="small large" tests/services.sh bench/run.sh   # some cases
 #   BENCH_REPS=1 BENCH_FILES=500 BENCH_KEYS=20000 ... # a quick look
+#   BENCH_KEEP=1 BENCH_CASES=... # append to RESULTS.md instead of rewriting it
 #
 # It builds release binaries, installs its peers into a virtualenv of its
 # own (bench/peers.sh: PyPI dlt[postgres,filesystem,s3] and awscli),
@@ -34,7 +35,8 @@ export BENCH_STATE; BENCH_STATE=$(mktemp -d)
 trap 'rm -rf "$BENCH_STATE"' EXIT
 peers=$(bench/peers.sh)
 cargo build --release -q -p s3loader
-cat > bench/RESULTS.md <<MD
+# BENCH_KEEP=1 appends to RESULTS.md (e.g. the cases after one that failed).
+[ -n "${BENCH_KEEP:-}" ] || cat > bench/RESULTS.md <<MD
 # Benchmark results
 
 Written by \`tests/services.sh bench/run.sh\` (README, "Benchmarks") on $(date -u '+%Y-%m-%d %H:%M UTC'): every case's peers and floor ran in the same run, on the same data, $(echo "${BENCH_REPS:-3}") repetitions, medians with the raw numbers. Goals are the benchmark's, never a test's.
@@ -46,7 +48,8 @@ MD
 for c in $cases; do
   echo "== case: $c ($(date -u +%H:%M:%S))" >&2
   start=$(date +%s)
-  bash "bench/$c.sh"
+  # One failing case does not stop the others; it is named in RESULTS.md.
+  bash "bench/$c.sh" || printf '\n## %s: FAILED (exit %s) in this run\n' "$c" "$?" >> bench/RESULTS.md
   echo "== case $c took $(( $(date +%s) - start )) s" >&2
 done
 echo "bench/RESULTS.md written" >&2
