@@ -136,7 +136,7 @@ section <<MD
 
 Scheduler invokes: $(printf '%s' "${r[ticks]}" | raw %.0f); loader invokes: $(printf '%s' "${r[invokes]}" | raw %.0f) (batches of 100 files, 4 at once).
 
-Overhead of the Lambda path: $(printf %.2f "$over") s in all = $(printf %.1f "$(echo "1000 * $over / $inv" | bc -l)") ms per loader invoke, $(printf %.2f "$(echo "1000 * $over / $files" | bc -l)") ms per file (negative: within the noise).
+Overhead of the Lambda path: $(printf %.2f "$over") s in all = $(printf %.1f "$(echo "1000 * $over / $inv" | bc -l)") ms per loader invoke, $(printf %.2f "$(echo "1000 * $over / $files" | bc -l)") ms per file (the variation between repetitions is of the same order).
 MD
 
 # For the cost case: billed milliseconds, upper bounds (every loader slot
