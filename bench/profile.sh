@@ -8,6 +8,7 @@
 #
 #   tests/services.sh bench/profile.sh     (not part of bench/run.sh)
 set -euo pipefail
+# (No `| head` after perf report: under pipefail its SIGPIPE fails the script.)
 source "$(dirname "$0")/common.sh"
 files=${BENCH_FILES:-5000}
 command -v perf >/dev/null || { echo "perf not found (apt-get install linux-perf)" >&2; exit 1; }
@@ -25,11 +26,11 @@ read -r secs ticks _ < <(drain "$work/p.toml")
 kill -INT "$perf_pid"; wait "$perf_pid" || true
 n=$(psql_ "$BENCH_PG" "SELECT count(*) FROM s3loader_ledger")
 drop_db "$BENCH_PG"
-by_comm=$(perf report -q -i "$work/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | awk 'NF && $1 ~ /%/ {print "| " $2 " | " $1 " |"}' | head -n 12)
+by_comm=$(perf report -q -i "$work/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | awk 'NF && $1 ~ /%/ && n++ < 12 {print "| " $2 " | " $1 " |"}')
 top=$(perf report -q -i "$work/perf.data" --comm s3loader,tokio-runtime-w --no-children --sort symbol --stdio -g none 2>/dev/null \
-  | awk 'NF && $1 ~ /%/ {pct=$1; $1=""; sub(/^ +\[[^]]*\] +/, ""); print "| " pct " | `" substr($0, 1, 110) "` |"}' | head -n 25)
+  | awk 'NF && $1 ~ /%/ && n++ < 25 {pct=$1; $1=""; sub(/^ +\[[^]]*\] +/, ""); print "| " pct " | `" substr($0, 1, 110) "` |"}')
 children=$(perf report -q -i "$work/perf.data" --comm s3loader,tokio-runtime-w --children --sort symbol --stdio -g none 2>/dev/null \
-  | awk 'NF && $1 ~ /%/ {pct=$1; $1=""; $2=""; sub(/^ +\[[^]]*\] +/, ""); print "| " pct " | `" substr($0, 1, 110) "` |"}' | head -n 25)
+  | awk 'NF && $1 ~ /%/ && n++ < 25 {pct=$1; $1=""; $2=""; sub(/^ +\[[^]]*\] +/, ""); print "| " pct " | `" substr($0, 1, 110) "` |"}')
 section <<MD
 ## Profile: small files, $files files, \`perf record -a -g\` ($(date -u +%Y-%m-%d), s3loader $(git rev-parse --short HEAD))
 
