@@ -27,9 +27,9 @@ kill -INT "$perf_pid"; wait "$perf_pid" || true
 n=$(psql_ "$BENCH_PG" "SELECT count(*) FROM s3loader_ledger")
 drop_db "$BENCH_PG"
 by_comm=$(perf report -q -i "$work/perf.data" --no-children --sort comm --stdio -g none 2>/dev/null | awk 'NF && $1 ~ /%/ && n++ < 12 {print "| " $2 " | " $1 " |"}')
-top=$(perf report -q -i "$work/perf.data" --comm s3loader,tokio-runtime-w --no-children --sort symbol --stdio -g none 2>/dev/null \
+top=$(perf report -q -i "$work/perf.data" --comm s3loader,tokio-rt-worker --no-children --sort symbol --stdio -g none 2>/dev/null \
   | awk 'NF && $1 ~ /%/ && n++ < 25 {pct=$1; $1=""; sub(/^ +\[[^]]*\] +/, ""); print "| " pct " | `" substr($0, 1, 110) "` |"}')
-children=$(perf report -q -i "$work/perf.data" --comm s3loader,tokio-runtime-w --children --sort symbol --stdio -g none 2>/dev/null \
+children=$(perf report -q -i "$work/perf.data" --comm s3loader,tokio-rt-worker --children --sort symbol --stdio -g none 2>/dev/null \
   | awk 'NF && $1 ~ /%/ && n++ < 25 {pct=$1; $1=""; $2=""; sub(/^ +\[[^]]*\] +/, ""); print "| " pct " | `" substr($0, 1, 110) "` |"}')
 section <<MD
 ## Profile: small files, $files files, \`perf record -a -g\` ($(date -u +%Y-%m-%d), s3loader $(git rev-parse --short HEAD))
@@ -42,7 +42,7 @@ CPU samples by process (the machine's two cores, all processes):
 |---|---|
 $by_comm
 
-s3loader's top frames (its threads: s3loader, tokio-runtime-w), self time (% of all samples):
+s3loader's top frames (its threads: s3loader, tokio-rt-worker), self time (% of all samples):
 
 | self | frame |
 |---|---|
