@@ -93,6 +93,46 @@ with ThreadPoolExecutor(32) as ex:
 PY
 }
 
+# Moves every processed/ object of bucket $1 back to incoming/ (untimed,
+# between repetitions).
+back_to_incoming() {
+  python3 - "$1" <<'PY2'
+import boto3, botocore.config, os, sys
+b = sys.argv[1]
+s3 = boto3.client("s3", endpoint_url=os.environ["S3LOADER_TEST_SEAWEEDFS"], region_name="us-east-1",
+                  config=botocore.config.Config(s3={"addressing_style": "path"}))
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix="processed/"):
+    for o in page.get("Contents", []):
+        s3.copy_object(Bucket=b, Key="incoming/" + o["Key"][len("processed/"):], CopySource={"Bucket": b, "Key": o["Key"]})
+        s3.delete_object(Bucket=b, Key=o["Key"])
+PY2
+}
+
+# Creates forecast index table $1 on moto's DynamoDB (as infra/template.yaml).
+new_forecast_table() {
+  python3 - "$1" <<'PY2'
+import boto3, os, sys
+ddb = boto3.client("dynamodb", endpoint_url=os.environ["S3LOADER_TEST_MOTO"], region_name="us-east-1")
+ddb.create_table(
+    TableName=sys.argv[1], BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{"AttributeName": "forecast_period", "AttributeType": "N"},
+                          {"AttributeName": "forecast_time_key", "AttributeType": "S"},
+                          {"AttributeName": "forecast_time", "AttributeType": "S"}],
+    KeySchema=[{"AttributeName": "forecast_period", "KeyType": "HASH"},
+               {"AttributeName": "forecast_time_key", "KeyType": "RANGE"}],
+    GlobalSecondaryIndexes=[{"IndexName": "forecast_time-index",
+        "KeySchema": [{"AttributeName": "forecast_time", "KeyType": "HASH"},
+                      {"AttributeName": "forecast_period", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"}}])
+PY2
+}
+
+# The [tick] lines of the small-files runs (small.sh, lambda.sh, profile.sh).
+small_tick="max_files = 1000
+batch_max_files = 100
+concurrency = 4
+move_concurrency = 32"
+
 # Runs `s3loader tick` with config $1 until incoming/ is drained; prints
 # "seconds ticks batches".
 drain() {

@@ -28,27 +28,9 @@ gen_csv 400 20 "$work/warm"
 for f in "$work"/warm/*.csv; do mv "$f" "$work/warm/warm-${f##*/}"; done
 
 config() { # bucket
-  cat <<TOML
-[source]
-url = "s3://$1"
-[tick]
-max_files = 1000
-batch_max_files = 100
-concurrency = 4
-move_concurrency = 32
-deadline_secs = 100
-[metrics]
-sink = "cloudwatch"
-namespace = "S3LoaderBench"
-pipeline = "bench-lambda"
-[destinations.pg]
-kind = "postgres"
-url = "env:BENCH_PG"
-[[route]]
-pattern = "**"
-destination = "pg"
-table = "orders"
-TOML
+  pg_config "$1" "$small_tick
+deadline_secs = 100"
+  printf '[metrics]\nsink = "cloudwatch"\nnamespace = "S3LoaderBench"\npipeline = "bench-lambda"\n'
 }
 
 invoke_until_drained() { # prints "seconds ticks loader_invokes"

@@ -29,18 +29,7 @@ declare -A r
 for rep in $(seq 1 "$reps"); do
   echo "== large files, repetition $rep of $reps" >&2
   # s3loader: back to incoming/ first (untimed), then one tick.
-  if [ "$rep" -gt 1 ]; then
-    python3 - "$bucket" <<'PY'
-import boto3, botocore.config, os, sys
-b = sys.argv[1]
-s3 = boto3.client("s3", endpoint_url=os.environ["S3LOADER_TEST_SEAWEEDFS"], region_name="us-east-1",
-                  config=botocore.config.Config(s3={"addressing_style": "path"}))
-for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix="processed/"):
-    for o in page.get("Contents", []):
-        s3.copy_object(Bucket=b, Key="incoming/" + o["Key"][len("processed/"):], CopySource={"Bucket": b, "Key": o["Key"]})
-        s3.delete_object(Bucket=b, Key=o["Key"])
-PY
-  fi
+  [ "$rep" -eq 1 ] || back_to_incoming "$bucket"
   export BENCH_PG; BENCH_PG=$(new_db ", note text")
   pg_config "$bucket" "batch_max_bytes = 268435456
 concurrency = 4

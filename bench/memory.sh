@@ -22,18 +22,7 @@ bucket="mem-gz-$(date +%s)"; upload "$work/gz" "$bucket"
 rm -rf "$work/gz"
 declare -a rss secs
 for rep in $(seq 1 "$reps"); do
-  if [ "$rep" -gt 1 ]; then  # back to incoming/, untimed
-    python3 - "$bucket" <<'PY'
-import boto3, botocore.config, os, sys
-b = sys.argv[1]
-s3 = boto3.client("s3", endpoint_url=os.environ["S3LOADER_TEST_SEAWEEDFS"], region_name="us-east-1",
-                  config=botocore.config.Config(s3={"addressing_style": "path"}))
-for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix="processed/"):
-    for o in page.get("Contents", []):
-        s3.copy_object(Bucket=b, Key="incoming/" + o["Key"][len("processed/"):], CopySource={"Bucket": b, "Key": o["Key"]})
-        s3.delete_object(Bucket=b, Key=o["Key"])
-PY
-  fi
+  [ "$rep" -eq 1 ] || back_to_incoming "$bucket"
   export BENCH_PG; BENCH_PG=$(new_db ", note text")
   pg_config "$bucket" "deadline_secs = 3000
 lease_ttl_secs = 3600" > "$work/gz.toml"
@@ -62,15 +51,7 @@ with open(f"{out}/line.jsonl", "wb") as f:
 PY
 cp tests/data/hostile/huge_time_dimension.nc "$work/h/huge.nc"
 table="mem-forecasts-$(date +%s)"
-python3 - "$table" <<'PY'
-import boto3, os, sys
-ddb = boto3.client("dynamodb", endpoint_url=os.environ["S3LOADER_TEST_MOTO"], region_name="us-east-1")
-ddb.create_table(TableName=sys.argv[1], BillingMode="PAY_PER_REQUEST",
-    AttributeDefinitions=[{"AttributeName": "forecast_period", "AttributeType": "N"},
-                          {"AttributeName": "forecast_time_key", "AttributeType": "S"}],
-    KeySchema=[{"AttributeName": "forecast_period", "KeyType": "HASH"},
-               {"AttributeName": "forecast_time_key", "KeyType": "RANGE"}])
-PY
+new_forecast_table "$table"
 export AWS_ENDPOINT_URL_DYNAMODB="$S3LOADER_TEST_MOTO"
 export BENCH_PG; BENCH_PG=$(new_db ", note text")
 rows=""

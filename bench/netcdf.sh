@@ -19,23 +19,6 @@ copies=${BENCH_NC_COPIES:-20}
 cargo build --release -q -p s3loader-loader --example ddb_floor
 export AWS_ENDPOINT_URL_DYNAMODB="$S3LOADER_TEST_MOTO"
 
-new_table() {
-  python3 - "$1" <<'PY2'
-import boto3, os, sys
-ddb = boto3.client("dynamodb", endpoint_url=os.environ["S3LOADER_TEST_MOTO"], region_name="us-east-1")
-ddb.create_table(
-    TableName=sys.argv[1], BillingMode="PAY_PER_REQUEST",
-    AttributeDefinitions=[{"AttributeName": "forecast_period", "AttributeType": "N"},
-                          {"AttributeName": "forecast_time_key", "AttributeType": "S"},
-                          {"AttributeName": "forecast_time", "AttributeType": "S"}],
-    KeySchema=[{"AttributeName": "forecast_period", "KeyType": "HASH"},
-               {"AttributeName": "forecast_time_key", "KeyType": "RANGE"}],
-    GlobalSecondaryIndexes=[{"IndexName": "forecast_time-index",
-        "KeySchema": [{"AttributeName": "forecast_time", "KeyType": "HASH"},
-                      {"AttributeName": "forecast_period", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "ALL"}}])
-PY2
-}
 
 mkdir -p "$work/nc"
 for c in $(seq -f %04g 0 $((copies - 1))); do
@@ -50,7 +33,7 @@ declare -A r
 for rep in $(seq 1 "$reps"); do
   echo "== netCDF, repetition $rep of $reps" >&2
   bucket="bench-nc-$rep-$(date +%s)"; table="bench-forecasts-$rep-$(date +%s)"
-  upload "$work/nc" "$bucket"; new_table "$table"
+  upload "$work/nc" "$bucket"; new_forecast_table "$table"
   cat > "$work/nc.toml" <<TOML
 [source]
 url = "s3://$bucket"
@@ -70,7 +53,7 @@ TOML
   read -r secs ticks _ < <(drain "$work/nc.toml")
   log "s3loader: $nfiles files in $secs s ($ticks ticks)"
   r[s3l]+="$(div "$nfiles" "$secs")"$'\n'
-  table="bench-floor-$rep-$(date +%s)"; new_table "$table"
+  table="bench-floor-$rep-$(date +%s)"; new_forecast_table "$table"
   out=$("$CARGO_TARGET_DIR/release/examples/ddb_floor" "$table" "$copies" 4 16); echo "$out" >&2
   r[floor]+="$(awk '{split($3,f,"="); split($5,s,"="); v = f[2] / s[2]; if (v > best) best = v} END {print best}' <<<"$out")"$'\n'
   r[items]=$(awk '{split($4,i,"="); print i[2]}' <<<"$out" | head -n1)

@@ -15,10 +15,7 @@ command -v perf >/dev/null || { echo "perf not found (apt-get install linux-perf
 gen_csv "$files" 20 "$work/small"
 b="profile-$(date +%s)"; upload "$work/small" "$b"
 export BENCH_PG; BENCH_PG=$(new_db ", note text")
-pg_config "$b" "max_files = 1000
-batch_max_files = 100
-concurrency = 4
-move_concurrency = 32" > "$work/p.toml"
+pg_config "$b" "$small_tick" > "$work/p.toml"
 perf record -q -a -g -F 499 -o "$work/perf.data" &
 perf_pid=$!
 sleep 1

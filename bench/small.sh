@@ -36,10 +36,7 @@ for rep in $(seq 1 "$reps"); do
   # s3loader
   b="small-s3l-$rep-$(date +%s)"; upload "$work/small" "$b"
   export BENCH_PG; BENCH_PG=$(new_db ", note text")
-  pg_config "$b" "max_files = 1000
-batch_max_files = 100
-concurrency = 4
-move_concurrency = 32" > "$work/s3l.toml"
+  pg_config "$b" "$small_tick" > "$work/s3l.toml"
   read -r secs _ < <(drain "$work/s3l.toml")
   n=$(psql_ "$BENCH_PG" "SELECT count(*) FROM s3loader_ledger")
   echo "  s3loader: $n files in $secs s" >&2

@@ -166,16 +166,23 @@ pub fn estimate(w: &Workload, p: &Prices) -> Estimate {
     let per_tick_files = w.files_per_day / w.ticks_per_day.max(1.0);
     let list_pages = (per_tick_files / 1000.0).ceil().max(1.0);
     let loader_invokes = (month_files / w.batch_files.max(1.0)).ceil();
+    let per_million = |usd_per_month: f64| {
+        if month_files > 0.0 {
+            usd_per_month / month_files * 1e6
+        } else {
+            0.0
+        }
+    };
+    // Billed GB-seconds (requests are priced apart).
+    let lambda = |invokes: f64, ms: f64, mb: f64| {
+        invokes * ms / 1000.0 * mb / 1024.0 * p.lambda_gb_second_arm64.value
+    };
     let mut lines = Vec::new();
     let mut line = |item: String, usd: f64| {
         lines.push(Line {
             item,
             usd_per_month: usd,
-            usd_per_million_files: if month_files > 0.0 {
-                usd / month_files * 1e6
-            } else {
-                0.0
-            },
+            usd_per_million_files: per_million(usd),
         });
     };
     line(
@@ -196,8 +203,7 @@ pub fn estimate(w: &Workload, p: &Prices) -> Estimate {
             "Lambda loader: {:.1} ms per file at {} MB, {} files per invoke",
             w.loader_ms_per_file, w.loader_memory_mb, w.batch_files
         ),
-        month_files * w.loader_ms_per_file / 1000.0 * w.loader_memory_mb / 1024.0
-            * p.lambda_gb_second_arm64.value
+        lambda(month_files, w.loader_ms_per_file, w.loader_memory_mb)
             + loader_invokes / 1e6 * p.lambda_requests.value,
     );
     line(
@@ -205,8 +211,7 @@ pub fn estimate(w: &Workload, p: &Prices) -> Estimate {
             "Lambda scheduler: {:.0} ms per tick at {} MB, {} ticks a day",
             w.scheduler_ms_per_tick, w.scheduler_memory_mb, w.ticks_per_day
         ),
-        month_ticks * w.scheduler_ms_per_tick / 1000.0 * w.scheduler_memory_mb / 1024.0
-            * p.lambda_gb_second_arm64.value
+        lambda(month_ticks, w.scheduler_ms_per_tick, w.scheduler_memory_mb)
             + month_ticks / 1e6 * p.lambda_requests.value,
     );
     line(
@@ -232,13 +237,6 @@ pub fn estimate(w: &Workload, p: &Prices) -> Estimate {
         );
     }
     let total: f64 = lines.iter().map(|l| l.usd_per_month).sum();
-    let per_million = |usd_per_month: f64| {
-        if month_files > 0.0 {
-            usd_per_month / month_files * 1e6
-        } else {
-            0.0
-        }
-    };
     let snowpipe =
         1e6 * w.avg_bytes / GB * p.snowpipe_credits_per_gb.value * p.snowflake_credit.value;
     // Firehose bills each record rounded up to 5 KB; a file is at least one
