@@ -47,6 +47,21 @@ pub(super) struct CsvRecords<R> {
     buf: Vec<u8>,
     ends: Vec<usize>,
     quoted: Vec<bool>,
+    /// Copy runs of ordinary bytes whole (always, but in the test that
+    /// checks it against reading one byte at a time).
+    runs: bool,
+    /// The bytes that end such a run, outside and inside quotes (inside,
+    /// `\n` only to count lines).
+    plain_special: [bool; 256],
+    quoted_special: [bool; 256],
+}
+
+fn special(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    for &b in bytes {
+        table[usize::from(b)] = true;
+    }
+    table
 }
 
 impl<R: BufRead + Send> CsvRecords<R> {
@@ -65,6 +80,9 @@ impl<R: BufRead + Send> CsvRecords<R> {
             buf: Vec::new(),
             ends: Vec::new(),
             quoted: Vec::new(),
+            runs: true,
+            plain_special: special(&[opts.delimiter as u8, opts.quote as u8, b'\n', b'\r']),
+            quoted_special: special(&[opts.quote as u8, b'\n']),
         };
         this.skip_bom()?;
         this.columns = if opts.header {
@@ -94,6 +112,14 @@ impl<R: BufRead + Send> CsvRecords<R> {
         };
         check_columns(&this.ctx, &this.columns)?;
         Ok(this)
+    }
+
+    /// This reader, reading one byte at a time from the next record on:
+    /// the plain algorithm the runs must agree with.
+    #[cfg(test)]
+    pub(super) fn byte_at_a_time(mut self) -> Self {
+        self.runs = false;
+        self
     }
 
     fn skip_bom(&mut self) -> Result<()> {
@@ -150,7 +176,33 @@ impl<R: BufRead + Send> CsvRecords<R> {
             let mut used = 0;
             let mut done = false;
             let mut too_long = false;
-            for &b in chunk {
+            while used < chunk.len() {
+                let b = chunk[used];
+                // A run of ordinary bytes (most of any field) is copied
+                // whole; only the bytes that change state go one at a time.
+                if self.runs && !self.skip_lf && state != State::QuoteInQuoted {
+                    let special = if state == State::Plain {
+                        &self.plain_special
+                    } else {
+                        &self.quoted_special
+                    };
+                    let run = chunk[used..]
+                        .iter()
+                        .position(|&c| special[usize::from(c)])
+                        .unwrap_or(chunk.len() - used);
+                    if run > 0 {
+                        // Never hold more than the limit, whatever the run.
+                        let take = run.min(self.max_record.saturating_add(1) - size);
+                        self.buf.extend_from_slice(&chunk[used..used + take]);
+                        used += take;
+                        size += take;
+                        if size > self.max_record {
+                            too_long = true;
+                            break;
+                        }
+                        continue;
+                    }
+                }
                 used += 1;
                 if self.skip_lf {
                     self.skip_lf = false;
@@ -251,11 +303,20 @@ impl<R: BufRead + Send> RecordReader for CsvRecords<R> {
                 ),
             ));
         }
-        row.clear();
-        for i in 0..self.ends.len() {
+        // The row's strings are reused: no allocation per field once the
+        // first rows have sized them.
+        row.resize(self.ends.len(), None);
+        for (i, slot) in row.iter_mut().enumerate() {
             let text = self.field(i, line)?;
             // Only an unquoted field can be NULL, as in PostgreSQL's CSV.
-            row.push((self.quoted[i] || text != self.null).then(|| text.to_owned()));
+            if !self.quoted[i] && text == self.null {
+                *slot = None;
+            } else if let Some(value) = slot {
+                value.clear();
+                value.push_str(text);
+            } else {
+                *slot = Some(text.to_owned());
+            }
         }
         Ok(true)
     }

@@ -322,8 +322,54 @@ mod arbitrary_bytes {
         )
     }
 
+    /// The CSV reader over a buffer of `capacity` bytes (`None`: one byte
+    /// at a time, no runs): what it returns, errors as their debug text.
+    /// The header is read the same way in both, so it is not compared.
+    fn csv_rows(
+        data: &[u8],
+        spec: &LoadSpec,
+        capacity: Option<usize>,
+    ) -> std::result::Result<(Vec<String>, Vec<Row>), String> {
+        let ctx = Ctx {
+            key: "k".into(),
+            source_failed: Arc::new(AtomicBool::new(false)),
+        };
+        let input = BufReader::with_capacity(capacity.unwrap_or(1), data);
+        let read = || -> Result<_> {
+            let mut r = csv::CsvRecords::new(input, ctx, spec)?;
+            if capacity.is_none() {
+                r = r.byte_at_a_time();
+            }
+            let mut out = Vec::new();
+            let mut row = Row::new();
+            while r.next_row(&mut row)? {
+                out.push(row.clone());
+            }
+            Ok((r.columns().to_vec(), out))
+        };
+        read().map_err(|e| format!("{e:?}"))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(100))]
+
+        /// The reader copies runs of ordinary bytes whole. It must give
+        /// the same rows as reading one byte at a time, or the same error
+        /// on the same line, at any record limit and any buffer size.
+        #[test]
+        fn csv_runs_read_as_single_bytes_do(
+            data in bytes(),
+            header in any::<bool>(),
+            limit in 1..5000u64,
+            capacity in 2..300usize,
+        ) {
+            let mut spec = spec(Format::Csv, Compression::None, header);
+            spec.limits.max_record_bytes = limit;
+            let plain = csv_rows(&data, &spec, None);
+            prop_assert_eq!(&plain, &csv_rows(&data, &spec, Some(1)));
+            prop_assert_eq!(&plain, &csv_rows(&data, &spec, Some(capacity)));
+            prop_assert_eq!(&plain, &csv_rows(&data, &spec, Some(1 << 16)));
+        }
 
         #[test]
         fn csv_and_jsonl_never_panic(data in bytes(), header in any::<bool>(), json in any::<bool>()) {
