@@ -15,7 +15,7 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-x}" AWS_SECRET_ACCESS_KEY="${AWS_
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 pg_admin="${S3LOADER_TEST_PG:-}"
 reps=${BENCH_REPS:-3}
-results_md=bench/RESULTS.md
+results_md=${BENCH_RESULTS:-bench/RESULTS.md}
 
 psql_() { psql "$1" -v ON_ERROR_STOP=1 -qAt -c "$2"; }
 now() { date +%s.%N; }

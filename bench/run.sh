@@ -41,6 +41,8 @@ cargo build --release -q -p s3loader
 
 Written by \`tests/services.sh bench/run.sh\` (README, "Benchmarks") on $(date -u '+%Y-%m-%d %H:%M UTC'): every case's peers and floor ran in the same run, on the same data, $(echo "${BENCH_REPS:-3}") repetitions, medians with the raw numbers. Goals are the benchmark's, never a test's.
 
+The profiles behind the cases that miss their goals, and what they changed (before and after), are in [PROFILES.md](PROFILES.md) (\`bench/profile.sh\`, not this run).
+
 Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr). Everything (SeaweedFS, PostgreSQL, moto, the loader, the peers) on this one machine.
 
 Versions: s3loader $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/RESULTS.md' || echo '+changes'), $(rustc --version | cut -d' ' -f1-2), PostgreSQL $(psql -qAt "$S3LOADER_TEST_PG" -c 'SHOW server_version' | cut -d' ' -f1), SeaweedFS $(weed version 2>/dev/null | head -n1 | awk '{print $3}'), moto $(python3 -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?'), dlt $("$peers/python" -c 'import dlt; print(dlt.__version__)'), $("$peers/aws" --version 2>&1 | cut -d' ' -f1), $(cargo lambda --version 2>/dev/null | head -n1).

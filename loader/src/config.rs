@@ -130,7 +130,7 @@ impl Default for TickConfig {
             move_concurrency: 16,
             max_attempts: 5,
             deadline_secs: 50,
-            list_max_secs: 10,
+            list_max_secs: 8,
             lambda_reserve_secs: 20,
             lease_ttl_secs: 300,
             interval_secs: 60,

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::{stream, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
@@ -18,6 +19,13 @@ use crate::error::{chain, Error, Result};
 use crate::forecast_index::{self, ForecastIndex};
 use crate::format::netcdf;
 use crate::store::ObjectStore;
+
+/// Files of one batch indexed at once, so that one file's S3 read, another's
+/// parse and a third's BatchWriteItem overlap: each step is a round trip
+/// or a blocking parse (libnetcdf's calls take a global lock). Memory is
+/// this many files' limits (`max_file_bytes` on disk, the parsed times
+/// under `netcdf_max_time_cells`).
+const FILES_AT_ONCE: usize = 4;
 
 #[derive(Debug)]
 pub struct Dynamodb {
@@ -124,25 +132,35 @@ impl Dynamodb {
 #[async_trait]
 impl Destination for Dynamodb {
     async fn load(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> BatchOutcome {
+        let store = &store;
+        // In batch order, FILES_AT_ONCE at a time.
+        // (By index: a closure taking `&FileTask` is not general enough
+        // for async_trait's Send bound.)
+        let mut indexed = stream::iter(0..batch.files.len())
+            .map(|i| async move {
+                let file = &batch.files[i];
+                // The scheduler names the file's place in processed/ (the
+                // layout's rule); an older scheduler sent none.
+                let processed = if file.processed_key.is_empty() {
+                    self.source.processed_key(&file.key)
+                } else {
+                    file.processed_key.clone()
+                };
+                let result = self.index_file(&batch.table, file, store, &processed).await;
+                (file, result)
+            })
+            .buffered(FILES_AT_ONCE);
         let mut files = Vec::with_capacity(batch.files.len());
-        for file in &batch.files {
-            // The scheduler names the file's place in processed/ (the
-            // layout's rule); an older scheduler sent none.
-            let processed = if file.processed_key.is_empty() {
-                self.source.processed_key(&file.key)
-            } else {
-                file.processed_key.clone()
-            };
-            let outcome = match self
-                .index_file(&batch.table, file, &store, &processed)
-                .await
-            {
+        while let Some((file, result)) = indexed.next().await {
+            let outcome = match result {
                 Ok(rows) => Outcome::Loaded {
                     rows,
                     bytes: file.size,
                 },
                 // The table is missing, access denied, throttled for good:
-                // the rest of the batch would fare no better.
+                // the rest of the batch would fare no better. (Files still
+                // in flight are dropped; their items, if written, are
+                // rewritten when the batch is retried.)
                 Err(e) if e.cause() == Cause::Destination => return batch.all_failed_with(&e),
                 Err(e) => {
                     tracing::debug!(key = %file.key, error = %chain(&e), "index failed");
