@@ -11,7 +11,7 @@
 #                  server's pace; the goal's reference). Signed (botocore's
 #                  SigV4 signer, no SDK): SeaweedFS refuses anonymous
 #                  requests once it has an identity, as here;
-#   first dispatch `s3loader tick` with the default tick.list_max_secs (10)
+#   first dispatch `s3loader tick` with the default tick.list_max_secs (8)
 #                  into PostgreSQL: the tick's listing time, after which it
 #                  dispatches the oldest max_files it saw;
 #   drain          files/s over that tick (list + load + move of 1,000
@@ -105,7 +105,7 @@ section <<MD
 | listing: s3loader (\`status\`, every page), keys/s | $(printf %.0f "$s3l") | $(printf '%s' "${r[s3l]}" | raw %.0f) |
 | listing: \`aws s3api list-objects-v2\`, keys/s | $(printf %.0f "$cli") | $(printf '%s' "${r[cli]}" | raw %.0f) |
 | listing: raw ListObjectsV2, signed, one connection (the server's pace), keys/s | $(printf %.0f "$raw") | $(printf '%s' "${r[raw]}" | raw %.0f) |
-| tick: time to first dispatch (its listing, list_max_secs = 10), s | $(printf %.2f "$(m first)") | $(printf '%s' "${r[first]}" | raw %.2f) |
+| tick: time to first dispatch (its listing, the default list_max_secs = 8), s | $(printf %.2f "$(m first)") | $(printf '%s' "${r[first]}" | raw %.2f) |
 | tick: keys it listed before dispatching | $(printf %.0f "$(m seen)") | $(printf '%s' "${r[seen]}" | raw %.0f) |
 | tick: files/s over the whole tick (defaults: 1,000 files listed, loaded, moved) | $(printf %.0f "$(m drain)") | $(printf '%s' "${r[drain]}" | raw %.0f) |
 | tick: files/s over the whole tick (max_files = 10,000, move_concurrency = 32) | $(printf %.0f "$(m drain10k)") | $(printf '%s' "${r[drain10k]}" | raw %.0f) |
