@@ -2,8 +2,9 @@
 # The profiles behind the cases that miss their goals: one workload of the
 # named case while `perf record -a -g` samples the whole machine
 # (SeaweedFS, PostgreSQL, moto and s3loader share its two cores). Appends
-# to bench/PROFILES.md (bench/run.sh leaves it alone): CPU by process, and
-# s3loader's top frames (self and with children). Needs perf (Debian's
+# to bench/RESULTS.md's profiles part (bench/run.sh keeps it when it
+# rewrites the cases): CPU by process, and s3loader's top frames (self and
+# with children). Needs perf (Debian's
 # linux-perf) and kernel.perf_event_paranoid <= 1 or root.
 #
 #   tests/services.sh bench/profile.sh [small|large|netcdf|listing]...
@@ -16,7 +17,6 @@
 # (not part of bench/run.sh)
 set -euo pipefail
 # (No `| head` after perf report: under pipefail its SIGPIPE fails the script.)
-export BENCH_RESULTS=bench/PROFILES.md
 source "$(dirname "$0")/common.sh"
 command -v perf >/dev/null || { echo "perf not found (apt-get install linux-perf)" >&2; exit 1; }
 

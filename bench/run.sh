@@ -35,13 +35,18 @@ export BENCH_STATE; BENCH_STATE=$(mktemp -d)
 trap 'rm -rf "$BENCH_STATE"' EXIT
 peers=$(bench/peers.sh)
 cargo build --release -q -p s3loader
+# The profiles (bench/profile.sh) and the text written from them sit after
+# this marker in RESULTS.md; a rewrite keeps them, after the new cases.
+marker='<!-- profiles: bench/profile.sh appends below; bench/run.sh keeps this part -->'
+awk -v m="$marker" 'kept || $0 == m {kept = 1; print}' bench/RESULTS.md > "$BENCH_STATE/profiles.md" 2>/dev/null || true
+[ -s "$BENCH_STATE/profiles.md" ] || printf '%s\n\n# Profiles, and what they changed\n' "$marker" > "$BENCH_STATE/profiles.md"
 # BENCH_KEEP=1 appends to RESULTS.md (e.g. the cases after one that failed).
 [ -n "${BENCH_KEEP:-}" ] || cat > bench/RESULTS.md <<MD
 # Benchmark results
 
 Written by \`tests/services.sh bench/run.sh\` (README, "Benchmarks") on $(date -u '+%Y-%m-%d %H:%M UTC'): every case's peers and floor ran in the same run, on the same data, $(echo "${BENCH_REPS:-3}") repetitions, medians with the raw numbers. Goals are the benchmark's, never a test's.
 
-The profiles behind the cases that miss their goals, and what they changed (before and after), are in [PROFILES.md](PROFILES.md) (\`bench/profile.sh\`, not this run).
+The profiles behind the cases that miss their goals, and what they changed (before and after), are at the end of this file, under "Profiles" (\`bench/profile.sh\`, not this run; a rewrite keeps them).
 
 Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr). Everything (SeaweedFS, PostgreSQL, moto, the loader, the peers) on this one machine.
 
@@ -54,4 +59,7 @@ for c in $cases; do
   bash "bench/$c.sh" || printf '\n## %s: FAILED (exit %s) in this run\n' "$c" "$?" >> bench/RESULTS.md
   echo "== case $c took $(( $(date +%s) - start )) s" >&2
 done
+# The profiles last (with BENCH_KEEP=1 they are already in the file, and
+# the new sections went after them).
+[ -n "${BENCH_KEEP:-}" ] || { echo; cat "$BENCH_STATE/profiles.md"; } >> bench/RESULTS.md
 echo "bench/RESULTS.md written" >&2
