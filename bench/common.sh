@@ -127,6 +127,40 @@ ddb.create_table(
 PY2
 }
 
+# Copies the Met Office samples that have forecast times $1 times into
+# directory $2 (NNNN-<sample>.nc).
+nc_copies() {
+  mkdir -p "$2"
+  local c f
+  for c in $(seq -f %04g 0 $(($1 - 1))); do
+    for f in tests/data/metoffice/*.nc; do
+      case "$f" in *ukvx_landmask.nc) continue;; esac  # no forecast times
+      cp "$f" "$2/$c-$(basename "$f")"
+    done
+  done
+}
+
+# A config that indexes every *.nc of bucket $1 into forecast table $2
+# (25 files a batch, 4 batches at once).
+nc_config() {
+  cat <<TOML
+[source]
+url = "s3://$1"
+[tick]
+max_files = 1000
+batch_max_files = 25
+concurrency = 4
+move_concurrency = 32
+[destinations.index]
+kind = "dynamodb"
+[[route]]
+pattern = "*.nc"
+destination = "index"
+table = "$2"
+format = "netcdf"
+TOML
+}
+
 # The [tick] lines of the small-files runs (small.sh, lambda.sh, profile.sh).
 small_tick="max_files = 1000
 batch_max_files = 100

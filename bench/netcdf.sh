@@ -19,14 +19,7 @@ copies=${BENCH_NC_COPIES:-20}
 cargo build --release -q -p s3loader-loader --example ddb_floor
 export AWS_ENDPOINT_URL_DYNAMODB="$S3LOADER_TEST_MOTO"
 
-
-mkdir -p "$work/nc"
-for c in $(seq -f %04g 0 $((copies - 1))); do
-  for f in tests/data/metoffice/*.nc; do
-    case "$f" in *ukvx_landmask.nc) continue;; esac  # no forecast times
-    cp "$f" "$work/nc/$c-$(basename "$f")"
-  done
-done
+nc_copies "$copies" "$work/nc"
 nfiles=$(ls "$work/nc" | wc -l)
 
 declare -A r
@@ -34,22 +27,7 @@ for rep in $(seq 1 "$reps"); do
   echo "== netCDF, repetition $rep of $reps" >&2
   bucket="bench-nc-$rep-$(date +%s)"; table="bench-forecasts-$rep-$(date +%s)"
   upload "$work/nc" "$bucket"; new_forecast_table "$table"
-  cat > "$work/nc.toml" <<TOML
-[source]
-url = "s3://$bucket"
-[tick]
-max_files = 1000
-batch_max_files = 25
-concurrency = 4
-move_concurrency = 32
-[destinations.index]
-kind = "dynamodb"
-[[route]]
-pattern = "*.nc"
-destination = "index"
-table = "$table"
-format = "netcdf"
-TOML
+  nc_config "$bucket" "$table" > "$work/nc.toml"
   read -r secs ticks _ < <(drain "$work/nc.toml")
   log "s3loader: $nfiles files in $secs s ($ticks ticks)"
   r[s3l]+="$(div "$nfiles" "$secs")"$'\n'

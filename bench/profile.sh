@@ -101,32 +101,11 @@ profile_netcdf() {
   : "${S3LOADER_TEST_MOTO:?run through tests/services.sh}"
   export AWS_ENDPOINT_URL_DYNAMODB="$S3LOADER_TEST_MOTO"
   local copies=${BENCH_NC_COPIES:-10} b table secs ticks nfiles
-  mkdir -p "$work/nc"
-  for c in $(seq -f %04g 0 $((copies - 1))); do
-    for f in tests/data/metoffice/*.nc; do
-      case "$f" in *ukvx_landmask.nc) continue;; esac
-      cp "$f" "$work/nc/$c-$(basename "$f")"
-    done
-  done
+  nc_copies "$copies" "$work/nc"
   nfiles=$(ls "$work/nc" | wc -l)
   b="profile-nc-$(date +%s)"; table="profile-forecasts-$(date +%s)"
   upload "$work/nc" "$b"; new_forecast_table "$table"
-  cat > "$work/nc.toml" <<TOML
-[source]
-url = "s3://$b"
-[tick]
-max_files = 1000
-batch_max_files = 25
-concurrency = 4
-move_concurrency = 32
-[destinations.index]
-kind = "dynamodb"
-[[route]]
-pattern = "*.nc"
-destination = "index"
-table = "$table"
-format = "netcdf"
-TOML
+  nc_config "$b" "$table" > "$work/nc.toml"
   perf_start
   read -r secs ticks _ < <(drain "$work/nc.toml")
   perf_stop
