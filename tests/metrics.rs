@@ -85,6 +85,7 @@ async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
         "BacklogFiles",
         "BytesLoaded",
         "DestinationErrors",
+        "EndToEndLatencyMs",
         "FilesFailed",
         "FilesLoaded",
         "FilesRetried",
@@ -95,6 +96,71 @@ async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
         "TickDurationMs",
     ];
     assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());
+}
+
+/// The fast path publishes what it loaded and its latency, but no backlog
+/// metric: it lists nothing, and a zero would hide a real backlog from the
+/// alarms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_driven_run_publishes_its_loads_and_latency_and_no_backlog() {
+    let (cw, namespace) = (cloudwatch().await, unique("S3LoaderTest"));
+    let (store, dir) = local();
+    let store = arc(store);
+    put(&*store, "incoming/orders/a.csv", "x\n1\n2\n").await;
+    put(&*store, "incoming/orders/waiting.csv", "x\n3\n").await;
+    let wh = sqlite_destination(&dir.path().join("wh.db"));
+    let config = cloudwatch_config(&wh, "", &namespace, "orders");
+    let bucket = config.source.url.trim_start_matches("s3://").to_owned();
+    let sched = cloudwatch_scheduler(config, store, &cw);
+    let notified = [scheduler::events::Notified {
+        message_id: "m1".into(),
+        bucket,
+        key: "incoming/orders/a.csv".into(),
+        etag: None,
+        event_time: Some(chrono::Utc::now() - chrono::Duration::seconds(2)),
+    }];
+    let run = sched
+        .load_notified(
+            &notified,
+            std::time::Instant::now() + std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.report.loaded, 1, "{}", run.report);
+    let latency = run.report.latency.unwrap();
+    assert!(latency.max_ms >= 2000, "from the event time: {latency:?}");
+    assert_eq!(
+        cloudwatch_sum(&cw, &namespace, "orders", "FilesLoaded").await,
+        1.0
+    );
+    let max = cloudwatch_stat(
+        &cw,
+        &namespace,
+        "orders",
+        "EndToEndLatencyMs",
+        aws_sdk_cloudwatch::types::Statistic::Maximum,
+    )
+    .await;
+    assert_eq!(max, [latency.max_ms as f64]);
+    for name in [
+        "BacklogFiles",
+        "OldestFileAgeSeconds",
+        "FilesStuck",
+        "BacklogComplete",
+    ] {
+        assert!(
+            cloudwatch_stat(
+                &cw,
+                &namespace,
+                "orders",
+                name,
+                aws_sdk_cloudwatch::types::Statistic::Maximum
+            )
+            .await
+            .is_empty(),
+            "{name} published by an event-driven run"
+        );
+    }
 }
 
 /// An outage shows in the metrics (and so in the DestinationErrors alarm),

@@ -223,6 +223,7 @@ async fn two_ticks_at_once_on_500_files_load_each_exactly_once() {
                 }
                 LeaseStatus::Acquired if r.backlog.files == 0 => break,
                 LeaseStatus::Acquired => loaded += r.loaded,
+                LeaseStatus::NotTaken => unreachable!("a tick takes the lease"),
             }
         }
         (held, loaded)

@@ -22,6 +22,17 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The fast path's queue could not be polled or answered
+    /// (`s3loader listen`).
+    #[error("queue {queue}: {operation} failed{}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Queue {
+        queue: String,
+        operation: &'static str,
+        code: Option<String>,
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
     /// The demo's warehouse could not be read for its summary.
     #[error("warehouse {path}")]
     Warehouse {

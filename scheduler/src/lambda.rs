@@ -97,6 +97,71 @@ impl LambdaScheduler {
     }
 }
 
+/// The events function: the fast path ([`crate::fastpath`]) with the
+/// loading done in the function itself, so a notified file is in the
+/// table one invocation after it landed.
+pub struct EventsFunction {
+    scheduler: Scheduler,
+}
+
+impl EventsFunction {
+    /// Builds the config (see [`loader::lambda`]), the store, the
+    /// destinations and the metrics sink once per cold start.
+    pub async fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+        shared: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        let config = loader::lambda::config_from(&var, shared)
+            .await
+            .map_err(Error::loader("read the config"))?;
+        let store = loader::store::open_with(&config.source.url, shared)
+            .map_err(Error::loader("open the source"))?;
+        let worker = loader::worker::Worker::from_config_shared(&config, store.clone(), shared)
+            .map_err(Error::loader("build destinations"))?;
+        let sink = crate::metrics::sink_for(&config, shared);
+        let fanout = Arc::new(fanout::LocalFanout::new(worker));
+        Ok(Self {
+            scheduler: Scheduler::new(config, store, fanout, sink)?,
+        })
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Answers one SQS event with the partial batch response
+    /// (`ReportBatchItemFailures`). No new batch starts within
+    /// `tick.lambda_reserve_secs` of the invocation's deadline, so the
+    /// last ones loaded still move. An error returns every message.
+    pub async fn invoke(
+        &self,
+        event: &crate::events::SqsEvent,
+        deadline_ms: u64,
+        request_id: &str,
+    ) -> Result<serde_json::Value> {
+        let now = Instant::now();
+        let left = remaining(deadline_ms, epoch_ms());
+        let tick = &self.scheduler.config().tick;
+        let deadline = dispatch_deadline(
+            now,
+            Duration::from_secs(tick.deadline_secs),
+            left,
+            Duration::from_secs(tick.lambda_reserve_secs).min(left / 2),
+        );
+        let handled = crate::listen::handle(&self.scheduler, &event.records, deadline).await?;
+        tracing::info!(
+            request_id,
+            messages = event.records.len(),
+            returned = handled.failed.len(),
+            ignored = handled.ignored,
+            "events handled"
+        );
+        Ok(crate::events::batch_response(
+            handled.failed.iter().map(String::as_str),
+        ))
+    }
+}
+
 fn env_error(var: &str, message: &str) -> Error {
     Error::loader(var.to_owned())(loader::Error::Config {
         field: var.to_owned(),

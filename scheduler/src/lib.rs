@@ -4,6 +4,11 @@
 //! commands around it. Binaries stay thin and call into here.
 //!
 //! * [`tick`]: [`Scheduler`](tick::Scheduler), one tick end to end.
+//! * [`events`]: S3 event notifications as SQS delivers them (direct or
+//!   wrapped by SNS), and the partial batch response.
+//! * [`fastpath`]: loading the notified objects at once, beside the tick.
+//! * [`listen`]: answering a batch of messages (the events Lambda and
+//!   `s3loader listen` alike), and polling a queue without Lambda.
 //! * [`lease`]: the conditional-put lease that keeps ticks from overlapping.
 //! * [`scan`]: listing `incoming/`, backlog counts, the X oldest files.
 //! * [`plan`]: routing and batching.
@@ -29,10 +34,13 @@ pub mod attempts;
 pub mod cost;
 pub mod demo;
 pub mod error;
+pub mod events;
+pub mod fastpath;
 #[cfg(feature = "netcdf")]
 pub mod forecasts;
 pub mod lambda;
 pub mod lease;
+pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod plan;

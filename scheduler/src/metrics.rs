@@ -13,9 +13,15 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TickMetrics {
-    pub backlog_files: u64,
-    pub backlog_bytes: u64,
-    pub oldest_file_age_seconds: u64,
+    /// The backlog metrics come from ticks alone: an event-driven run lists
+    /// nothing, and publishes `None` rather than a zero that would hide a
+    /// backlog from the alarms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_file_age_seconds: Option<u64>,
     pub files_loaded: u64,
     pub files_failed: u64,
     pub files_retried: u64,
@@ -28,22 +34,43 @@ pub struct TickMetrics {
     /// Moves out of `incoming/` that failed this tick.
     pub move_errors: u64,
     /// Files whose moves failed `max_attempts` times: no longer touched
-    /// until an operator acts. Alarmed.
-    pub files_stuck: u64,
+    /// until an operator acts. Alarmed. Ticks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_stuck: Option<u64>,
     /// 1 if the listing saw all of `incoming/`; 0 if it was cut short, so
-    /// BacklogFiles and BacklogBytes are lower bounds.
-    pub backlog_complete: u64,
+    /// BacklogFiles and BacklogBytes are lower bounds. Ticks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_complete: Option<u64>,
+    /// The longest time from an object's creation to its rows committing,
+    /// over the files this run loaded; absent when it loaded none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_to_end_latency_ms: Option<u64>,
 }
 
 impl TickMetrics {
-    /// Each metric with its published name, in declaration order.
+    /// Every metric a tick that loads publishes (each one zero): what the
+    /// cost model counts.
+    pub fn every() -> Self {
+        Self {
+            backlog_files: Some(0),
+            backlog_bytes: Some(0),
+            oldest_file_age_seconds: Some(0),
+            files_stuck: Some(0),
+            backlog_complete: Some(0),
+            end_to_end_latency_ms: Some(0),
+            ..Self::default()
+        }
+    }
+
+    /// Each metric with its published name, in declaration order; those
+    /// this run has no value for are left out.
     pub fn named(&self) -> Vec<(String, u64)> {
         let value = serde_json::to_value(self).expect("plain counters serialise");
         value
             .as_object()
             .expect("a struct serialises as an object")
             .iter()
-            .map(|(name, v)| (name.clone(), v.as_u64().unwrap_or_default()))
+            .filter_map(|(name, v)| Some((name.clone(), v.as_u64()?)))
             .collect()
     }
 }
@@ -54,7 +81,7 @@ fn unit_of(name: &str) -> aws_sdk_cloudwatch::types::StandardUnit {
     match name {
         "BacklogBytes" | "BytesLoaded" => StandardUnit::Bytes,
         "OldestFileAgeSeconds" => StandardUnit::Seconds,
-        "TickDurationMs" => StandardUnit::Milliseconds,
+        "TickDurationMs" | "EndToEndLatencyMs" => StandardUnit::Milliseconds,
         "BacklogComplete" => StandardUnit::None,
         _ => StandardUnit::Count,
     }
@@ -168,9 +195,9 @@ mod tests {
     #[test]
     fn every_metric_is_published_under_its_name_with_its_unit() {
         let m = TickMetrics {
-            backlog_bytes: 7,
+            backlog_bytes: Some(7),
             tick_duration_ms: 9,
-            ..Default::default()
+            ..TickMetrics::every()
         };
         let named = m.named();
         let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
@@ -189,14 +216,30 @@ mod tests {
                 "DestinationErrors",
                 "MoveErrors",
                 "FilesStuck",
-                "BacklogComplete"
+                "BacklogComplete",
+                "EndToEndLatencyMs"
             ]
+        );
+        let notified = TickMetrics {
+            files_loaded: 2,
+            ..Default::default()
+        };
+        assert!(
+            !notified
+                .named()
+                .iter()
+                .any(|(n, _)| n.starts_with("Backlog")
+                    || n == "OldestFileAgeSeconds"
+                    || n == "EndToEndLatencyMs"),
+            "a run without a listing or a load publishes no backlog or latency: {:?}",
+            notified.named()
         );
         assert!(named.contains(&("BacklogBytes".into(), 7)));
         assert!(named.contains(&("TickDurationMs".into(), 9)));
         use aws_sdk_cloudwatch::types::StandardUnit;
         assert_eq!(unit_of("BacklogBytes"), StandardUnit::Bytes);
         assert_eq!(unit_of("TickDurationMs"), StandardUnit::Milliseconds);
+        assert_eq!(unit_of("EndToEndLatencyMs"), StandardUnit::Milliseconds);
         assert_eq!(unit_of("FilesStuck"), StandardUnit::Count);
     }
 }

@@ -16,6 +16,10 @@ pub enum LeaseStatus {
         owner: String,
         expires_at: DateTime<Utc>,
     },
+    /// An event-driven run (the fast path) takes no lease: it lists
+    /// nothing and writes no scheduler state, and the ledger makes its
+    /// overlap with a tick safe.
+    NotTaken,
 }
 
 /// What happened to one file in this tick.
@@ -93,7 +97,35 @@ pub struct TickReport {
     pub list_ms: u64,
     pub load_ms: u64,
     pub move_ms: u64,
+    /// End-to-end latency of the files loaded now: from the object's
+    /// creation (the notification's event time, else its Last-Modified)
+    /// until its rows committed. `None` when nothing was loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+    /// For an event-driven run: how many distinct keys the notifications
+    /// named (the backlog is then not listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<u64>,
     pub files: Vec<FileLine>,
+}
+
+/// End-to-end latency over the files one run loaded, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Latency {
+    /// The median and the maximum; `None` for no samples.
+    pub fn of(mut samples: Vec<u64>) -> Option<Self> {
+        samples.sort_unstable();
+        let max_ms = *samples.last()?;
+        Some(Self {
+            p50_ms: samples[(samples.len() - 1) / 2],
+            max_ms,
+        })
+    }
 }
 
 impl TickReport {
@@ -121,6 +153,8 @@ impl TickReport {
             list_ms: 0,
             load_ms: 0,
             move_ms: 0,
+            latency: None,
+            notified: None,
             files: Vec::new(),
         }
     }
@@ -142,7 +176,18 @@ impl fmt::Display for TickReport {
             );
         }
         let b = &self.backlog;
-        writeln!(
+        let latency = self
+            .latency
+            .map(|l| format!("; created→loaded p50 {} ms, max {} ms", l.p50_ms, l.max_ms))
+            .unwrap_or_default();
+        if let Some(n) = self.notified {
+            writeln!(
+                f,
+                "events {}: {n} notified key(s); {} to load in {} batches ({} ms: load {}, move {}){latency}",
+                self.tick_id, self.selected, self.batches, self.duration_ms, self.load_ms, self.move_ms
+            )?;
+        } else {
+            writeln!(
             f,
             "tick {}: backlog {} files, {} bytes{}; selected {} in {} batches ({} ms: list {}, load {}, move {})",
             self.tick_id,
@@ -160,6 +205,7 @@ impl fmt::Display for TickReport {
             self.load_ms,
             self.move_ms
         )?;
+        }
         for line in &self.files {
             let what = match line.result {
                 FileResult::Loaded => format!("loaded {} rows", line.rows.unwrap_or(0)),

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::lease::{self, Acquired};
 use crate::metrics::{MetricsSink, TickMetrics};
 use crate::plan::plan;
-use crate::report::{FileLine, FileResult, LeaseStatus, TickReport};
+use crate::report::{FileLine, FileResult, Latency, LeaseStatus, TickReport};
 use crate::scan::scan_with;
 
 /// Runs ticks against one bucket.
@@ -89,6 +89,22 @@ enum Disposition {
     },
 }
 
+/// Who runs [`Scheduler::process`]: a tick, which owns the attempt counts,
+/// or the event-driven fast path, which leaves every retry to the ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Sweep,
+    Notified,
+}
+
+/// What [`Scheduler::decide`] looks files up in.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    by_key: &'a HashMap<String, ObjectMeta>,
+    created: &'a HashMap<String, chrono::DateTime<Utc>>,
+    mode: Mode,
+}
+
 /// `_s3loader/list-cursor.json`: where the next listing starts.
 #[derive(Serialize, serde::Deserialize)]
 struct Cursor {
@@ -144,7 +160,7 @@ impl Scheduler {
         &self.store
     }
 
-    fn state_key(&self, name: &str) -> String {
+    pub(crate) fn state_key(&self, name: &str) -> String {
         self.config.source.state_key(name)
     }
 
@@ -229,7 +245,7 @@ impl Scheduler {
         if report.backlog.complete {
             attempts.prune(&scanned.seen);
         }
-        let mut lines: Vec<FileLine> = scanned
+        let lines: Vec<FileLine> = scanned
             .skipped
             .iter()
             .map(|m| FileLine {
@@ -247,10 +263,40 @@ impl Scheduler {
             })
             .collect();
         report.stuck = lines.len() as u64;
-        let selected = scanned.selected;
+        self.process(
+            report,
+            &mut attempts,
+            scanned.selected,
+            lines,
+            deadline,
+            Mode::Sweep,
+            &HashMap::new(),
+        )
+        .await;
+        attempts.save(&*self.store).await
+    }
+
+    /// Routes, batches, dispatches and settles `selected`, adding to
+    /// `report` and ending with `report.files` (after `lines`). `created`
+    /// overrides a file's Last-Modified as its creation time for the
+    /// latency metric.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn process(
+        &self,
+        report: &mut TickReport,
+        attempts: &mut Attempts,
+        selected: Vec<ObjectMeta>,
+        mut lines: Vec<FileLine>,
+        deadline: Instant,
+        mode: Mode,
+        created: &HashMap<String, chrono::DateTime<Utc>>,
+    ) {
+        let src = &self.config.source;
+        let tick = &self.config.tick;
+        let max_moves = tick.max_attempts;
         if selected.is_empty() {
             report.files = lines;
-            return attempts.save(&*self.store).await;
+            return;
         }
         let by_key: HashMap<String, ObjectMeta> = selected
             .iter()
@@ -305,7 +351,10 @@ impl Scheduler {
         let tick_id = report.tick_id.clone();
         let phase = Instant::now();
         let mut load_ms = 0;
+        let mut latencies = Vec::new();
         let settled: Vec<(FileLine, bool)> = {
+            let attempts = &mut *attempts;
+            let latencies = &mut latencies;
             let unavailable = &unavailable;
             let loaded = stream::iter(batches.iter().cloned())
                 .take_while(|_| {
@@ -340,10 +389,15 @@ impl Scheduler {
                     stream::iter(self.decide(
                         &batch,
                         outcome,
-                        &by_key,
-                        &mut attempts,
+                        Context {
+                            by_key: &by_key,
+                            created,
+                            mode,
+                        },
+                        attempts,
                         report,
                         unavailable,
+                        latencies,
                     ))
                 });
             stream::iter(decided)
@@ -402,20 +456,27 @@ impl Scheduler {
         }
         report.files = lines;
         report.files.sort_by(|a, b| a.key.cmp(&b.key));
-        attempts.save(&*self.store).await
+        report.latency = Latency::of(latencies);
     }
 
     /// Turns a batch's outcomes into what to do with each file, counting
     /// loads and attempts. Only a file's own fault counts an attempt.
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
         batch: &Batch,
         outcome: BatchOutcome,
-        by_key: &HashMap<String, ObjectMeta>,
+        cx: Context<'_>,
         attempts: &mut Attempts,
         report: &mut TickReport,
         unavailable: &Mutex<BTreeMap<String, String>>,
+        latencies: &mut Vec<u64>,
     ) -> Vec<(ObjectMeta, Disposition)> {
+        let Context {
+            by_key,
+            created,
+            mode,
+        } = cx;
         let origin = || Origin {
             batch_id: batch.id.clone(),
             destination: batch.destination.clone(),
@@ -431,6 +492,8 @@ impl Scheduler {
                 let meta = by_key[&f.key].clone();
                 let d = match f.outcome {
                     Outcome::Loaded { rows, bytes } => {
+                        let born = created.get(&meta.key).unwrap_or(&meta.last_modified);
+                        latencies.push((Utc::now() - *born).num_milliseconds().max(0) as u64);
                         report.loaded += 1;
                         report.rows += rows;
                         report.bytes += bytes;
@@ -464,6 +527,19 @@ impl Scheduler {
                     }
                     // The worker died with a shared batch: any file may be
                     // the poison. None is counted; each runs alone next.
+                    // The fast path counts no attempt and splits no batch:
+                    // the file stays in incoming/ for the tick, which does.
+                    Outcome::Failed {
+                        reason,
+                        retryable,
+                        cause,
+                    } if mode == Mode::Notified && (retryable || cause == Cause::Worker) => {
+                        Disposition::Retry {
+                            attempts: attempts.get(&meta.key, &meta.etag),
+                            reason: format!("{reason} (left to the tick)"),
+                            counted: false,
+                        }
+                    }
                     Outcome::Failed {
                         reason,
                         cause: Cause::Worker,
@@ -744,11 +820,12 @@ impl Scheduler {
         done.map_err(Error::loader(format!("write the list cursor {key:?}")))
     }
 
-    async fn publish(&self, report: &TickReport, now: chrono::DateTime<Utc>) {
+    pub(crate) async fn publish(&self, report: &TickReport, now: chrono::DateTime<Utc>) {
+        let listed = report.notified.is_none();
         let metrics = TickMetrics {
-            backlog_files: report.backlog.files,
-            backlog_bytes: report.backlog.bytes,
-            oldest_file_age_seconds: report.backlog.oldest_age_secs(now),
+            backlog_files: listed.then_some(report.backlog.files),
+            backlog_bytes: listed.then_some(report.backlog.bytes),
+            oldest_file_age_seconds: listed.then(|| report.backlog.oldest_age_secs(now)),
             files_loaded: report.loaded,
             files_failed: report.failed,
             files_retried: report.retried,
@@ -757,8 +834,9 @@ impl Scheduler {
             tick_duration_ms: report.duration_ms,
             destination_errors: report.destination_errors,
             move_errors: report.move_errors,
-            files_stuck: report.stuck,
-            backlog_complete: u64::from(report.backlog.complete),
+            files_stuck: listed.then_some(report.stuck),
+            backlog_complete: listed.then_some(u64::from(report.backlog.complete)),
+            end_to_end_latency_ms: report.latency.map(|l| l.max_ms),
         };
         let m = &self.config.metrics;
         if let Err(e) = self

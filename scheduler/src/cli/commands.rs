@@ -38,7 +38,7 @@ pub fn cost(a: &super::CostArgs) -> Result<()> {
         scheduler_ms_per_tick: a.scheduler_ms_per_tick,
         scheduler_memory_mb: 256.0,
         ticks_per_day: a.ticks_per_day,
-        metrics: scheduler::metrics::TickMetrics::default().named().len() as f64,
+        metrics: scheduler::metrics::TickMetrics::every().named().len() as f64,
         alarms: scheduler::cost::TEMPLATE_ALARMS,
         // A file's line in the tick report, and the report's own fields.
         log_bytes_per_file: 300.0,
@@ -88,6 +88,46 @@ pub async fn reprocess(
 pub async fn tick(config: Option<&Path>, json: bool) -> Result<()> {
     let scheduler = scheduler::local(load_config(config)?).await?;
     print!("{}", print::tick(&scheduler.tick().await?, json)?);
+    Ok(())
+}
+
+/// Polls the queue until Ctrl-C (or, with `until_empty`, an empty poll),
+/// loading what each batch of messages notifies.
+pub async fn listen(
+    config: Option<&Path>,
+    queue_url: &str,
+    until_empty: bool,
+    json: bool,
+) -> Result<()> {
+    let config = load_config(config)?;
+    let deadline = Duration::from_secs(config.tick.deadline_secs);
+    let scheduler = scheduler::local(config).await?;
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let listener = scheduler::listen::Listener::new(aws_sdk_sqs::Client::new(&shared), queue_url);
+    eprintln!("listening on {queue_url} (Ctrl-C to stop)");
+    // As in `run`: a batch being loaded finishes before we stop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("stopping after the current poll (Ctrl-C again to quit now)");
+        let _ = stop_tx.send(true);
+        shutdown_signal().await;
+        std::process::exit(130);
+    });
+    while !*stop_rx.borrow() {
+        let polled = listener
+            .poll(
+                &scheduler,
+                Duration::from_secs(20),
+                None,
+                std::time::Instant::now() + deadline,
+            )
+            .await?;
+        print!("{}", print::polled(&polled, json)?);
+        if until_empty && polled.received == 0 {
+            break;
+        }
+    }
     Ok(())
 }
 

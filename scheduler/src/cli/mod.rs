@@ -44,6 +44,23 @@ pub enum Command {
     /// Run a tick every tick.interval_secs until Ctrl-C or SIGTERM (the
     /// current tick finishes first; a second signal exits at once).
     Run,
+    /// The event-driven fast path without Lambda: long-poll an SQS queue of
+    /// S3 event notifications (direct, or wrapped by SNS) and load each
+    /// notified file at once, as the events Lambda does. Ticks (`run`) stay
+    /// the backstop for anything a notification misses; overlap is safe.
+    /// Prints one line per batch of messages; runs until Ctrl-C.
+    Listen {
+        /// The queue's URL (AWS_ENDPOINT_URL_SQS for a local endpoint).
+        #[arg(long, env = "S3LOADER_QUEUE_URL")]
+        queue_url: String,
+        /// Stop once the queue has been empty for one long poll (20 s),
+        /// instead of running until Ctrl-C.
+        #[arg(long)]
+        until_empty: bool,
+        /// Print each batch's raw report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one tick and print what it did.
     Tick {
         /// Print the raw TickReport JSON.
@@ -142,7 +159,7 @@ impl Cli {
     /// `run` logs each tick at info; the other commands print their result
     /// and log only errors unless asked.
     pub fn init_logging(&self) {
-        let default = if matches!(self.command, Command::Run) {
+        let default = if matches!(self.command, Command::Run | Command::Listen { .. }) {
             "info"
         } else {
             "error"
@@ -167,6 +184,11 @@ impl Cli {
             Command::Demo { dir } => commands::demo(&dir).await,
             Command::Run => commands::run(config.as_deref()).await,
             Command::Tick { json } => commands::tick(config.as_deref(), json).await,
+            Command::Listen {
+                queue_url,
+                until_empty,
+                json,
+            } => commands::listen(config.as_deref(), &queue_url, until_empty, json).await,
             Command::Status { json } => commands::status(config.as_deref(), json).await,
             Command::Reprocess {
                 prefix,

@@ -73,6 +73,30 @@ pub fn tick(r: &TickReport, json: bool) -> Result<String> {
     })
 }
 
+/// One poll of `s3loader listen`: the run's report, then how the messages
+/// were answered.
+pub fn polled(p: &scheduler::listen::Polled, json: bool) -> Result<String> {
+    let Some(h) = &p.handled else {
+        return Ok(String::new());
+    };
+    let mut out = match (&h.run, json) {
+        (Some(run), true) => serde_json::to_string(&run.report)? + "\n",
+        (Some(run), false) => run.report.to_string(),
+        (None, _) => String::new(),
+    };
+    if !json {
+        writeln!(
+            out,
+            "  messages: {} received, {} acknowledged ({} with nothing to load), {} returned to the queue",
+            p.received,
+            p.deleted,
+            h.ignored,
+            h.failed.len()
+        )?;
+    }
+    Ok(out)
+}
+
 #[cfg(feature = "netcdf")]
 pub fn forecasts(
     hits: &[loader::forecast_index::ForecastHit],
