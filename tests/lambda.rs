@@ -243,6 +243,129 @@ async fn the_scheduler_lambda_drains_a_backlog_through_the_loader_lambda() {
     assert_eq!(sum("RowsLoaded").await, 6.0);
 }
 
+/// An SQS event as Lambda's event source mapping delivers it, one record
+/// per body.
+fn sqs_event(bodies: &[(String, String)]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795500000000"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:s3loader-events",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// The S3 notification of a new object, SNS-wrapped or not.
+fn s3_notification(bucket: &str, key: &str, sns: bool) -> String {
+    let event = serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key.replace(' ', "+"), "size": 1}}
+    }]});
+    if sns {
+        serde_json::json!({"Type": "Notification", "Message": event.to_string()}).to_string()
+    } else {
+        event.to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_lambda_loads_notified_files_and_returns_only_the_failed_messages() {
+    let store = seaweedfs().await;
+    let (url, pg) = orders_db().await;
+    let pipeline = unique("events-");
+    let watch = Watch::start(&config(store.bucket(), &pipeline, 2), &url).await;
+    for i in 0..3 {
+        put(
+            &store,
+            &format!("incoming/orders/ev {i}.csv"),
+            format!("id,customer\n{i},c{i}\n"),
+        )
+        .await;
+    }
+    put(&store, "incoming/orders/bad.csv", "id,customer\n1\n").await;
+    let bucket = store.bucket();
+    let mut bodies: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            (
+                format!("m{i}"),
+                s3_notification(bucket, &format!("incoming/orders/ev {i}.csv"), i == 1),
+            )
+        })
+        .collect();
+    bodies.push((
+        "dup".into(),
+        s3_notification(bucket, "incoming/orders/ev 0.csv", false),
+    ));
+    bodies.push((
+        "bad".into(),
+        s3_notification(bucket, "incoming/orders/bad.csv", true),
+    ));
+    bodies.push(("garbage".into(), "{not json".into()));
+    let event = sqs_event(&bodies);
+    // The first invocations wait for cargo lambda watch to build.
+    let mut last = String::new();
+    let mut answer = None;
+    for _ in 0..450 {
+        match watch
+            .client
+            .invoke()
+            .function_name("events-lambda")
+            .payload(Blob::new(event.to_string()))
+            .send()
+            .await
+        {
+            Ok(out) if out.function_error().is_none() => {
+                answer = Some(
+                    serde_json::from_slice::<serde_json::Value>(out.payload().unwrap().as_ref())
+                        .unwrap(),
+                );
+                break;
+            }
+            Ok(out) => {
+                last =
+                    String::from_utf8_lossy(out.payload().map(|b| b.as_ref()).unwrap_or_default())
+                        .into_owned()
+            }
+            Err(e) => last = format!("{:?}", e.into_service_error()),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let answer = answer.unwrap_or_else(|| panic!("the events function never answered: {last}"));
+    assert_eq!(
+        answer,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "garbage"}]}),
+        "only the unreadable message goes back to the queue"
+    );
+    assert_eq!(pg_count(&pg, "SELECT count(*) FROM orders").await, 3);
+    assert_eq!(keys(&store, "processed/").await.len(), 3);
+    assert_eq!(keys(&store, "failed/").await, vec!["failed/orders/bad.csv"]);
+    assert!(keys(&store, "incoming/").await.is_empty());
+    let cw = cloudwatch().await;
+    assert_eq!(
+        cloudwatch_sum(&cw, "S3LoaderLambdaTest", &pipeline, "FilesLoaded").await,
+        3.0
+    );
+    assert!(
+        !cloudwatch_stat(
+            &cw,
+            "S3LoaderLambdaTest",
+            &pipeline,
+            "EndToEndLatencyMs",
+            aws_sdk_cloudwatch::types::Statistic::Maximum
+        )
+        .await
+        .is_empty(),
+        "the latency is published"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loader_that_crashes_mid_batch_loses_nothing_and_loads_nothing_twice() {
     let store = seaweedfs().await;
