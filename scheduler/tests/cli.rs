@@ -34,6 +34,18 @@ fn write_config(dir: &Path, tick: &str) -> std::path::PathBuf {
     config
 }
 
+/// moto's endpoint, and an SDK config for it.
+async fn moto() -> (String, aws_config::SdkConfig) {
+    let moto = std::env::var("S3LOADER_TEST_MOTO")
+        .expect("S3LOADER_TEST_MOTO is not set: run the tests through tests/services.sh");
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    (moto, shared)
+}
+
 fn count(db: &Path, table: &str) -> i64 {
     rusqlite::Connection::open(db)
         .unwrap()
@@ -229,13 +241,7 @@ fn run_ticks_until_sigint_then_exits_cleanly_releasing_the_lease() {
 /// `forecasts` answers from the index, as text and as JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forecasts_answers_from_the_index_the_tick_wrote() {
-    let moto = std::env::var("S3LOADER_TEST_MOTO")
-        .expect("S3LOADER_TEST_MOTO is not set: run the tests through tests/services.sh");
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto)
-        .region(aws_config::Region::new("us-east-1"))
-        .load()
-        .await;
+    let (moto, shared) = moto().await;
     let table = format!("cli-{}", std::process::id());
     loader::forecast_index::ForecastIndex::new(aws_sdk_dynamodb::Client::new(&shared), &table)
         .create_table()
@@ -332,6 +338,71 @@ async fn forecasts_answers_from_the_index_the_tick_wrote() {
 /// `n` bytes of `byte` as concatenated gzip members of 1 MiB each: a 2 GiB
 /// stream in about 2 MB, built in milliseconds (the reader decodes every
 /// member, as gzip(1) does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_loads_what_the_queue_notifies_and_stops_when_it_is_empty() {
+    let (moto, shared) = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&shared);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("cli-listen-{}", std::process::id()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    for (i, name) in ["a.csv", "b c.csv"].iter().enumerate() {
+        std::fs::write(
+            dir.path().join("bucket/incoming").join(name),
+            format!("x\n{i}\n"),
+        )
+        .unwrap();
+        let event = format!(
+            r#"{{"Records":[{{"eventName":"ObjectCreated:Put","eventTime":"2026-11-24T03:00:00.000Z","s3":{{"bucket":{{"name":"b"}},"object":{{"key":"incoming/{}"}}}}}}]}}"#,
+            name.replace(' ', "+")
+        );
+        sqs.send_message()
+            .queue_url(&queue)
+            .message_body(event)
+            .send()
+            .await
+            .unwrap();
+    }
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body("garbage")
+        .send()
+        .await
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_s3loader"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "listen",
+            "--queue-url",
+            &queue,
+            "--until-empty",
+            "--wait-secs",
+            "1",
+        ])
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT_URL_SQS", &moto)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("2 notified key(s)"), "{text}");
+    assert!(text.contains("returned to the queue"), "{text}");
+    assert_eq!(count(&dir.path().join("wh.db"), "t"), 2, "{text}");
+    assert!(dir.path().join("bucket/processed/b c.csv").exists());
+}
+
 fn gzip_of(byte: u8, n: u64) -> Vec<u8> {
     use std::io::Write;
     let mib = 1 << 20;

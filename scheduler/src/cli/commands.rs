@@ -97,6 +97,7 @@ pub async fn listen(
     config: Option<&Path>,
     queue_url: &str,
     until_empty: bool,
+    wait: Duration,
     json: bool,
 ) -> Result<()> {
     let config = load_config(config)?;
@@ -116,12 +117,7 @@ pub async fn listen(
     });
     while !*stop_rx.borrow() {
         let polled = listener
-            .poll(
-                &scheduler,
-                Duration::from_secs(20),
-                None,
-                std::time::Instant::now() + deadline,
-            )
+            .poll(&scheduler, wait, None, std::time::Instant::now() + deadline)
             .await?;
         print!("{}", print::polled(&polled, json)?);
         if until_empty && polled.received == 0 {

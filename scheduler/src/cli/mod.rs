@@ -53,10 +53,14 @@ pub enum Command {
         /// The queue's URL (AWS_ENDPOINT_URL_SQS for a local endpoint).
         #[arg(long, env = "S3LOADER_QUEUE_URL")]
         queue_url: String,
-        /// Stop once the queue has been empty for one long poll (20 s),
-        /// instead of running until Ctrl-C.
+        /// Stop once a long poll finds the queue empty, instead of running
+        /// until Ctrl-C.
         #[arg(long)]
         until_empty: bool,
+        /// How long each poll waits for a first message (SQS long polling,
+        /// at most 20).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+        wait_secs: u64,
         /// Print each batch's raw report as JSON.
         #[arg(long)]
         json: bool,
@@ -159,7 +163,7 @@ impl Cli {
     /// `run` logs each tick at info; the other commands print their result
     /// and log only errors unless asked.
     pub fn init_logging(&self) {
-        let default = if matches!(self.command, Command::Run | Command::Listen { .. }) {
+        let default = if matches!(self.command, Command::Run) {
             "info"
         } else {
             "error"
@@ -187,8 +191,12 @@ impl Cli {
             Command::Listen {
                 queue_url,
                 until_empty,
+                wait_secs,
                 json,
-            } => commands::listen(config.as_deref(), &queue_url, until_empty, json).await,
+            } => {
+                let wait = std::time::Duration::from_secs(wait_secs);
+                commands::listen(config.as_deref(), &queue_url, until_empty, wait, json).await
+            }
             Command::Status { json } => commands::status(config.as_deref(), json).await,
             Command::Reprocess {
                 prefix,
