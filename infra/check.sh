@@ -22,7 +22,7 @@ workgroup=arn:aws:redshift-serverless:eu-west-2:123456789012:workgroup/0b1c2d3e-
 ./render-config.py Warehouse=redshift RedshiftClusterId=analytics RedshiftSecretArn=$secret \
   RouteTable=public.orders >"$cfg/redshift-cluster.toml"
 ./render-config.py Warehouse=redshift RedshiftWorkgroupArn=$workgroup RouteTable=orders \
-  >"$cfg/redshift-serverless.toml"
+  MetricsSink=emf >"$cfg/redshift-serverless.toml"
 for f in "$cfg"/*.toml; do
   cargo run -q -p s3loader -- --config "$f" check >"$cfg/out" 2>&1 \
     || { echo "check: the template's config for $(basename "$f" .toml) is refused:" >&2; cat "$cfg/out" >&2; exit 1; }

@@ -21,6 +21,8 @@ use scheduler::report::TickReport;
 struct Watch {
     child: Child,
     client: aws_sdk_lambda::Client,
+    /// The watch's output: builds, and every function's log lines.
+    log: PathBuf,
 }
 
 impl Watch {
@@ -33,6 +35,17 @@ impl Watch {
     /// Serves on `port`; the scheduler invokes the loader at `invoke` (this
     /// watch, or a fault proxy in front of it), the test's client direct.
     async fn start_at(port: u16, invoke: &str, config: &str, pg_url: &str) -> Watch {
+        Watch::start_env(port, invoke, config, pg_url, &[]).await
+    }
+
+    /// [`Watch::start_at`] with more environment for the functions.
+    async fn start_env(
+        port: u16,
+        invoke: &str,
+        config: &str,
+        pg_url: &str,
+        env: &[(&str, &str)],
+    ) -> Watch {
         let endpoint = format!("http://127.0.0.1:{port}");
         let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -47,7 +60,8 @@ impl Watch {
         // Its output (builds, and both functions' JSON logs) goes to a file
         // beside the build, for when a test fails.
         std::fs::create_dir_all(&target).unwrap();
-        let log = std::fs::File::create(target.join(format!("watch-{port}.log"))).unwrap();
+        let log_path = target.join(format!("watch-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new("cargo")
             .args([
                 "lambda",
@@ -69,6 +83,7 @@ impl Watch {
             .env("AWS_ENDPOINT_URL_CLOUDWATCH", service("S3LOADER_TEST_MOTO"))
             .env("AWS_ENDPOINT_URL_LAMBDA", invoke)
             .env("AWS_REGION", "us-east-1")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .process_group(0)
@@ -78,7 +93,18 @@ impl Watch {
         Watch {
             child,
             client: aws_sdk_lambda::Client::new(&shared),
+            log: log_path,
         }
+    }
+
+    /// The JSON lines the functions logged so far.
+    fn json_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .filter(|v| v.is_object())
+            .collect()
     }
 
     /// One scheduled event: the report, or the function error.
@@ -236,6 +262,29 @@ async fn the_scheduler_lambda_drains_a_backlog_through_the_loader_lambda() {
         "{report}"
     );
 
+    // The tick report is a structure in the log, not text in `message`.
+    let reports: Vec<serde_json::Value> = watch
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["target"] == "s3loader::report")
+        .collect();
+    assert!(
+        !reports.is_empty(),
+        "no report line in {}",
+        watch.log.display()
+    );
+    let loaded: u64 = reports.iter().filter_map(|r| r["loaded"].as_u64()).sum();
+    assert!(
+        loaded >= 6,
+        "reports with `loaded` as a number: {reports:?}"
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|r| r["message"] == "tick report" && r["files"].is_array()),
+        "{reports:?}"
+    );
+
     let cw = cloudwatch().await;
     let sum = |name: &'static str| cloudwatch_sum(&cw, "S3LoaderLambdaTest", &pipeline, name);
     assert_eq!(sum("FilesLoaded").await, 6.0);
@@ -280,7 +329,16 @@ async fn the_events_lambda_loads_notified_files_and_returns_only_the_failed_mess
     let store = seaweedfs().await;
     let (url, pg) = orders_db().await;
     let pipeline = unique("events-");
-    let watch = Watch::start(&config(store.bucket(), &pipeline, 2), &url).await;
+    // As Lambda sets it from the function's ApplicationLogLevel.
+    let port = closed_port();
+    let watch = Watch::start_env(
+        port,
+        &format!("http://127.0.0.1:{port}"),
+        &config(store.bucket(), &pipeline, 2),
+        &url,
+        &[("AWS_LAMBDA_LOG_LEVEL", "WARN")],
+    )
+    .await;
     for i in 0..3 {
         put(
             &store,
@@ -363,6 +421,21 @@ async fn the_events_lambda_loads_notified_files_and_returns_only_the_failed_mess
         .await
         .is_empty(),
         "the latency is published"
+    );
+    // AWS_LAMBDA_LOG_LEVEL=WARN: the unreadable message's warning, and
+    // no INFO line (no "events handled", no report).
+    let lines = watch.json_lines();
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unreadable")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l["level"] == "INFO"),
+        "INFO lines despite AWS_LAMBDA_LOG_LEVEL=WARN: {lines:?}"
     );
 }
 

@@ -152,7 +152,9 @@ async fn reprocess_never_overwrites(store: Arc<dyn ObjectStore>) {
     let tagged = versioned("failed/orders/b.csv", "\"some-etag\"");
     put(s, &tagged, "a second version that failed").await;
 
-    let r = reprocess(&cfg, s, "orders/", false).await.unwrap();
+    let r = reprocess(&cfg, s, "orders/", false, &scheduler::progress::Quiet)
+        .await
+        .unwrap();
     assert_eq!(r.conflicts.len(), 1, "{r:?}");
     assert_eq!(r.conflicts[0].key, "failed/orders/a.csv");
     assert_eq!(r.conflicts[0].target, "incoming/orders/a.csv");
@@ -257,7 +259,9 @@ async fn archive_names_never_collide(w: Setup) {
     // Reprocess understands versioned names: both versions of bad.csv want
     // incoming/orders/bad.csv; one goes back, the other waits its turn.
     let cfg = w.config("");
-    let back = reprocess(&cfg, s, "orders/", false).await.unwrap();
+    let back = reprocess(&cfg, s, "orders/", false, &scheduler::progress::Quiet)
+        .await
+        .unwrap();
     assert_eq!((back.moved.len(), back.conflicts.len()), (2, 1), "{back:?}");
     assert!(back.moved.iter().all(|m| !m.to.contains("~v")), "{back:?}");
     assert_eq!(w.count(1).await, 1);
@@ -501,7 +505,9 @@ async fn the_ledger_decides_before_failed(w: Setup) {
     );
     assert_eq!((w.count(1).await, w.count(2).await), (1, 1));
     // Reprocessing finds nothing to do, and another tick loads nothing.
-    let back = reprocess(&cfg, s, "", false).await.unwrap();
+    let back = reprocess(&cfg, s, "", false, &scheduler::progress::Quiet)
+        .await
+        .unwrap();
     assert!(back.moved.is_empty());
     let r = scheduler(cfg, w.store.clone()).tick().await.unwrap();
     assert_eq!(r.selected, 0);
@@ -717,6 +723,79 @@ async fn two_tables_in_one_tick(w: Setup) {
         assert_eq!(w.count(i).await, 1);
     }
     assert!(keys(s, "incoming/").await.is_empty());
+}
+
+/// A producer that says how it encoded the bytes (Content-Encoding, or
+/// Content-Type) is believed before the key's name: gzip and zstd under a
+/// plain `.csv` name load, on every warehouse that reads from S3 (Redshift
+/// too, which reads the bytes itself: the COPY must say GZIP or ZSTD).
+async fn compression_from_the_headers_before_the_name(w: Setup) {
+    let bucket = w.store.name().strip_prefix("s3://").unwrap().to_owned();
+    let s3 = s3_client(&service("S3LOADER_TEST_SEAWEEDFS")).await;
+    let row =
+        |id: u32| format!("id,customer,amount,ordered_at\n{id},c,1.00,2026-11-24T00:00:00Z\n");
+    let put =
+        |key: &'static str, body: Vec<u8>, encoding: Option<&'static str>, ctype: &'static str| {
+            s3.put_object()
+                .bucket(&bucket)
+                .key(key)
+                .body(body.into())
+                .set_content_encoding(encoding.map(str::to_owned))
+                .content_type(ctype)
+                .send()
+        };
+    put(
+        "incoming/orders/encoded.csv",
+        gzip(row(7001).as_bytes()),
+        Some("gzip"),
+        "text/csv",
+    )
+    .await
+    .unwrap();
+    put(
+        "incoming/orders/typed.csv",
+        zstd::encode_all(row(7002).as_bytes(), 3).unwrap(),
+        None,
+        "application/zstd",
+    )
+    .await
+    .unwrap();
+    put(
+        "incoming/orders/plain.csv",
+        row(7003).into_bytes(),
+        None,
+        "text/csv; charset=utf-8",
+    )
+    .await
+    .unwrap();
+    let report = scheduler(w.config(""), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!((report.loaded, report.failed), (3, 0), "{report}");
+    for id in [7001, 7002, 7003] {
+        assert_eq!(w.count(id).await, 1, "row {id}");
+    }
+}
+
+/// The header rule on each warehouse that reads from S3 (a directory keeps
+/// no headers).
+mod headers {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seaweedfs_postgres() {
+        super::compression_from_the_headers_before_the_name(
+            super::Setup::seaweedfs_postgres().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seaweedfs_redshift() {
+        super::compression_from_the_headers_before_the_name(
+            super::Setup::seaweedfs_redshift().await,
+        )
+        .await;
+    }
 }
 
 /// A load that committed but whose files did not move is not loaded

@@ -166,6 +166,10 @@ pub enum SinkKind {
     Log,
     /// One PutMetricData per tick.
     Cloudwatch,
+    /// One CloudWatch embedded-metric-format line per tick on the log's
+    /// writer (stdout in Lambda): CloudWatch Logs makes the metrics, with
+    /// no API call.
+    Emf,
 }
 
 impl std::fmt::Display for SinkKind {
@@ -173,6 +177,7 @@ impl std::fmt::Display for SinkKind {
         f.write_str(match self {
             SinkKind::Log => "log",
             SinkKind::Cloudwatch => "cloudwatch",
+            SinkKind::Emf => "emf",
         })
     }
 }
@@ -279,7 +284,9 @@ pub enum Format {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
-    /// By extension: `.gz` is gzip, `.zst` is zstd, anything else is plain.
+    /// By the object's Content-Encoding or Content-Type where they name
+    /// gzip or zstd, else by extension: `.gz` is gzip, `.zst` is zstd,
+    /// anything else is plain.
     #[default]
     Auto,
     None,

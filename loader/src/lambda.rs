@@ -18,19 +18,13 @@ use crate::store::{ObjectStore, S3Store};
 /// A config is a few KB; a larger object is not one.
 const CONFIG_MAX_BYTES: u64 = 1024 * 1024;
 
-/// One JSON object per log line, no timestamp (CloudWatch adds one), level
-/// from `RUST_LOG` (default `info`).
+/// One JSON object per log line on stdout, no timestamp (CloudWatch adds
+/// one), level from `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` (the
+/// function's `ApplicationLogLevel`), else `info`. Structures (the tick
+/// report, embedded metrics) are written with their fields at the top
+/// level (see [`crate::logs`]).
 pub fn init_logs() {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .without_time()
-        .init();
+    crate::logs::init(crate::logs::Mode::JsonStdout, "info");
 }
 
 /// The SDK config both functions build their clients from: the default

@@ -29,8 +29,10 @@
 //! * [`aws`]: one way to talk to AWS: SDK error classification, retry
 //!   configs, backoff.
 //! * [`ca_bundle`]: the system's CA bundle, read once: the roots TLS trusts.
-//! * [`lambda`]: cold-start setup shared by both Lambda binaries (JSON
+//! * [`lambda`]: cold-start setup shared by the Lambda binaries (JSON
 //!   logs, the config from an env var, an S3 object or a file).
+//! * [`logs`]: the log writer and level (`AWS_LAMBDA_LOG_LEVEL`), and the
+//!   lines that carry a structure as JSON fields.
 //! * [`error`]: the crate's one error type.
 //!
 //! # Features
@@ -51,6 +53,7 @@ pub mod forecast_index;
 pub mod format;
 pub mod lambda;
 pub mod layout;
+pub mod logs;
 pub mod store;
 pub mod worker;
 

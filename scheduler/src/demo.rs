@@ -123,9 +123,14 @@ pub struct DemoRun {
 
 /// The embedded default end to end under `dir`: seeds the samples, ticks
 /// until `incoming/` is drained (or nothing moves, or 20 ticks), and counts
-/// the warehouse's rows. Running it again loads nothing twice.
+/// the warehouse's rows. Running it again loads nothing twice. `bar`
+/// follows the draining, file by file.
 #[cfg(feature = "sqlite")]
-pub async fn run(dir: &Path, mut progress: impl FnMut(Progress<'_>)) -> Result<DemoRun> {
+pub async fn run(
+    dir: &Path,
+    mut progress: impl FnMut(Progress<'_>),
+    bar: &dyn crate::progress::Progress,
+) -> Result<DemoRun> {
     let config = config_in(dir);
     let store = loader::store::open(&config.source.url)
         .await
@@ -139,6 +144,10 @@ pub async fn run(dir: &Path, mut progress: impl FnMut(Progress<'_>)) -> Result<D
         if report.selected == 0 {
             break;
         }
+        if ticks == 0 {
+            bar.start("draining incoming/", Some(report.backlog.files));
+        }
+        bar.advance(report.loaded + report.already_loaded + report.failed);
         ticks += 1;
         progress(Progress::Tick(&report));
         // Retryable failures stay in incoming/; stop rather than spin.
@@ -151,7 +160,10 @@ pub async fn run(dir: &Path, mut progress: impl FnMut(Progress<'_>)) -> Result<D
         ticks,
         stopped_waiting,
         tables: warehouse_tables(&dir.join("warehouse.db"))?,
-        status: crate::ops::status(&config, &*store).await?,
+        status: {
+            bar.finish();
+            crate::ops::status(&config, &*store, &crate::progress::Quiet).await?
+        },
     })
 }
 

@@ -66,7 +66,7 @@ impl Scheduler {
         let mut wanted: BTreeMap<&str, (Vec<&str>, Option<DateTime<Utc>>)> = BTreeMap::new();
         for n in notified {
             if bucket.is_some_and(|b| b != n.bucket) || !n.key.starts_with(&src.incoming) {
-                tracing::info!(bucket = %n.bucket, key = %n.key, message = %n.message_id,
+                tracing::info!(bucket = %n.bucket, key = %n.key, message_id = %n.message_id,
                     "notified object is not under this source's incoming/; acknowledged");
                 continue;
             }
@@ -151,7 +151,7 @@ impl Scheduler {
         .await;
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.publish(&report, now).await;
-        tracing::info!(target: "s3loader::report", "{}", serde_json::to_string(&report).unwrap_or_default());
+        report.log();
 
         let failed_messages = report
             .files

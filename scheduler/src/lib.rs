@@ -16,6 +16,8 @@
 //! * [`metrics`]: the per-tick metrics and their sinks.
 //! * [`report`]: the `TickReport`.
 //! * [`ops`]: `status` and `reprocess`.
+//! * [`progress`]: how long operator work reports progress (a bar in the
+//!   CLI on a terminal).
 //! * `forecasts`: `forecasts`, parsing what users type for the Met Office
 //!   index query (with the `netcdf` feature).
 //! * [`demo`]: the embedded default, its shipped samples, and the demo run.
@@ -44,6 +46,7 @@ pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod tick;
@@ -73,6 +76,7 @@ pub async fn local(config: Config) -> Result<tick::Scheduler> {
             let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
             metrics::sink_for(&config, &shared)
         }
+        loader::config::SinkKind::Emf => Arc::new(metrics::EmfSink),
         loader::config::SinkKind::Log => Arc::new(metrics::LogSink),
     };
     tick::Scheduler::new(config, store, Arc::new(LocalFanout::new(worker)), sink)

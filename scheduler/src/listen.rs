@@ -33,10 +33,10 @@ pub async fn handle(
 ) -> Result<Handled> {
     let parsed = events::parse(messages);
     for (id, why) in &parsed.unreadable {
-        tracing::warn!(message = %id, reason = %why, "unreadable message; returned to the queue");
+        tracing::warn!(message_id = %id, reason = %why, "unreadable message; returned to the queue");
     }
     for (id, why) in &parsed.ignored {
-        tracing::info!(message = %id, reason = %why, "message acknowledged; nothing to load");
+        tracing::info!(message_id = %id, reason = %why, "message acknowledged; nothing to load");
     }
     let mut failed: Vec<String> = parsed.unreadable.iter().map(|(id, _)| id.clone()).collect();
     let run = if parsed.notified.is_empty() {

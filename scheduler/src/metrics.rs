@@ -93,22 +93,78 @@ pub trait MetricsSink: Send + Sync {
     async fn publish(&self, namespace: &str, pipeline: &str, metrics: &TickMetrics) -> Result<()>;
 }
 
-/// Writes the metrics as one JSON line to the log (target
-/// `s3loader::metrics`), in the shape of an embedded-metric record.
+/// Writes the metrics as one log line (target `s3loader::metrics`): their
+/// fields at the top level where logs are JSON, else as JSON text.
 #[derive(Debug, Default, Clone)]
 pub struct LogSink;
 
 #[async_trait]
 impl MetricsSink for LogSink {
     async fn publish(&self, namespace: &str, pipeline: &str, metrics: &TickMetrics) -> Result<()> {
+        if !tracing::enabled!(target: "s3loader::metrics", tracing::Level::INFO) {
+            return Ok(());
+        }
         let line = serde_json::json!({
             "Namespace": namespace,
             "Pipeline": pipeline,
             "Metrics": metrics,
         });
-        tracing::info!(target: "s3loader::metrics", "{line}");
+        if !loader::logs::structured("s3loader::metrics", "tick metrics", &line) {
+            tracing::info!(target: "s3loader::metrics", "{line}");
+        }
         Ok(())
     }
+}
+
+/// Writes the metrics in CloudWatch's embedded metric format: one JSON line
+/// with an `_aws` block that names the namespace, the `Pipeline` dimension
+/// and each metric's unit, and the values at the top level. In Lambda,
+/// CloudWatch Logs turns the line into metrics: no PutMetricData call, no
+/// CloudWatch endpoint needed (a function in a VPC without one), no
+/// `cloudwatch:PutMetricData` permission. Written whatever the log level:
+/// these are data, not diagnostics.
+#[derive(Debug, Default, Clone)]
+pub struct EmfSink;
+
+#[async_trait]
+impl MetricsSink for EmfSink {
+    async fn publish(&self, namespace: &str, pipeline: &str, metrics: &TickMetrics) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        loader::logs::write_line(&emf_line(namespace, pipeline, metrics, now));
+        Ok(())
+    }
+}
+
+/// The embedded-metric record of one run's metrics, stamped `timestamp_ms`.
+pub fn emf_line(
+    namespace: &str,
+    pipeline: &str,
+    metrics: &TickMetrics,
+    timestamp_ms: u64,
+) -> serde_json::Value {
+    let named = metrics.named();
+    let definitions: Vec<serde_json::Value> = named
+        .iter()
+        .map(|(name, _)| serde_json::json!({ "Name": name, "Unit": unit_of(name).as_str() }))
+        .collect();
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Pipeline"]],
+                "Metrics": definitions,
+            }],
+        },
+        "Pipeline": pipeline,
+    });
+    let out = line.as_object_mut().expect("an object");
+    for (name, value) in named {
+        out.insert(name, value.into());
+    }
+    line
 }
 
 /// Publishes the metrics to CloudWatch: one `PutMetricData` per tick, all
@@ -127,12 +183,14 @@ impl CloudWatchSink {
 }
 
 /// The sink `metrics.sink` names: CloudWatch (its client built from
-/// `shared`; `AWS_ENDPOINT_URL_CLOUDWATCH` for a local endpoint) or the log.
+/// `shared`; `AWS_ENDPOINT_URL_CLOUDWATCH` for a local endpoint), embedded
+/// metric format lines, or the log.
 pub fn sink_for(config: &Config, shared: &aws_config::SdkConfig) -> Arc<dyn MetricsSink> {
     match config.metrics.sink {
         SinkKind::Cloudwatch => {
             Arc::new(CloudWatchSink::new(aws_sdk_cloudwatch::Client::new(shared)))
         }
+        SinkKind::Emf => Arc::new(EmfSink),
         SinkKind::Log => Arc::new(LogSink),
     }
 }
@@ -191,6 +249,37 @@ fn classify<E: loader::aws::OperationError>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_embedded_metric_record_declares_every_value_it_carries() {
+        let m = TickMetrics {
+            files_loaded: 3,
+            bytes_loaded: 10,
+            ..TickMetrics::default()
+        };
+        let line = emf_line("S3Loader", "orders", &m, 1_795_500_000_000);
+        let aws = &line["_aws"];
+        assert_eq!(aws["Timestamp"], 1_795_500_000_000u64);
+        let directive = &aws["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "S3Loader");
+        assert_eq!(directive["Dimensions"], serde_json::json!([["Pipeline"]]));
+        assert_eq!(
+            line["Pipeline"], "orders",
+            "the dimension's value is a member"
+        );
+        let defined = directive["Metrics"].as_array().unwrap();
+        assert_eq!(defined.len(), m.named().len());
+        for d in defined {
+            let name = d["Name"].as_str().unwrap();
+            assert!(line[name].is_u64(), "{name} has a value: {line}");
+        }
+        assert_eq!(line["FilesLoaded"], 3);
+        assert!(defined.contains(&serde_json::json!({"Name": "BytesLoaded", "Unit": "Bytes"})));
+        assert!(
+            line.get("BacklogFiles").is_none(),
+            "a metric without a value is neither declared nor written"
+        );
+    }
 
     #[test]
     fn every_metric_is_published_under_its_name_with_its_unit() {

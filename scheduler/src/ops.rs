@@ -1,7 +1,5 @@
 //! Operator commands: `status` and `reprocess`.
 
-use std::time::{Duration, Instant};
-
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt, TryStreamExt};
 use loader::config::Config;
@@ -11,7 +9,8 @@ use serde::Serialize;
 
 use crate::attempts::Attempts;
 use crate::error::{Error, Result};
-use crate::scan::{scan, Backlog};
+use crate::progress::Progress;
+use crate::scan::{count, Backlog};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -25,12 +24,16 @@ pub struct Status {
     pub checked_at: DateTime<Utc>,
 }
 
-pub async fn status(config: &Config, store: &dyn ObjectStore) -> Result<Status> {
+/// Counts `incoming/` and `failed/` whole, reporting each listed page.
+pub async fn status(
+    config: &Config,
+    store: &dyn ObjectStore,
+    progress: &dyn Progress,
+) -> Result<Status> {
     let src = &config.source;
-    // No deadline: an operator asked for the whole count.
-    let far = Instant::now() + Duration::from_secs(24 * 3600);
-    let (backlog, _) = scan(store, &src.incoming, 0, 0, far).await?;
-    let (failed, _) = scan(store, &src.failed, 0, 0, far).await?;
+    let backlog = count(store, &src.incoming, progress).await?;
+    let failed = count(store, &src.failed, progress).await?;
+    progress.finish();
     let attempts = Attempts::load(store, &src.state_key("attempts.json")).await?;
     let now = Utc::now();
     Ok(Status {
@@ -77,19 +80,27 @@ pub async fn reprocess(
     store: &dyn ObjectStore,
     prefix: &str,
     dry_run: bool,
+    progress: &dyn Progress,
 ) -> Result<Reprocessed> {
     let src = &config.source;
     let from = format!("{}{}", src.failed, prefix.trim_start_matches('/'));
+    progress.start(&format!("listing {from}"), None);
     let objects: Vec<_> = store
         .list(&from)
+        .inspect_ok(|page| progress.advance(page.len() as u64))
         .try_concat()
         .await
         .map_err(Error::loader(format!("list {from:?}")))?;
+    progress.start(
+        &format!("moving back to {}", src.incoming),
+        Some(objects.len() as u64),
+    );
     let mut out = Reprocessed {
         dry_run,
         ..Reprocessed::default()
     };
     if dry_run {
+        progress.finish();
         out.moved = objects
             .into_iter()
             .map(|m| Moved {
@@ -148,8 +159,10 @@ pub async fn reprocess(
                 })
         })
         .buffer_unordered(config.tick.move_concurrency)
+        .inspect(|_| progress.advance(1))
         .collect()
         .await;
+    progress.finish();
     for r in results {
         match r {
             Ok(m) => out.moved.push(m),

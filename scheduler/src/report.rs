@@ -159,6 +159,23 @@ impl TickReport {
         }
     }
 
+    /// Logs the report at INFO, target `s3loader::report`: as JSON fields
+    /// where logs are JSON (Lambda, `--log-json`), so Logs Insights can
+    /// filter on `loaded` or `files.0.key`; else as its JSON text.
+    pub fn log(&self) {
+        if !tracing::enabled!(target: "s3loader::report", tracing::Level::INFO) {
+            return;
+        }
+        let message = if self.notified.is_some() {
+            "events report"
+        } else {
+            "tick report"
+        };
+        if !loader::logs::structured("s3loader::report", message, self) {
+            tracing::info!(target: "s3loader::report", "{}", serde_json::to_string(self).unwrap_or_default());
+        }
+    }
+
     /// Whether this tick changed anything in the bucket.
     pub fn made_progress(&self) -> bool {
         self.loaded + self.already_loaded + self.failed > 0

@@ -22,6 +22,16 @@ pub struct Backlog {
 }
 
 impl Backlog {
+    /// Counts one more object.
+    pub fn add(&mut self, meta: &ObjectMeta) {
+        self.files += 1;
+        self.bytes += meta.size;
+        self.oldest = Some(match self.oldest {
+            Some(t) => t.min(meta.last_modified),
+            None => meta.last_modified,
+        });
+    }
+
     pub fn oldest_age_secs(&self, now: DateTime<Utc>) -> u64 {
         self.oldest
             .map(|t| (now - t).num_seconds().max(0) as u64)
@@ -69,6 +79,30 @@ pub async fn scan(
     )
     .await?;
     Ok((s.backlog, s.selected))
+}
+
+/// Counts everything under `prefix` (no selection, no deadline: an
+/// operator asked for the whole count), reporting each page to `progress`.
+pub async fn count(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Backlog> {
+    let mut backlog = Backlog {
+        complete: true,
+        ..Backlog::default()
+    };
+    progress.start(&format!("listing {prefix}"), None);
+    let mut pages = store.list(prefix);
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(Error::loader(format!(
+            "list {prefix:?} in {}",
+            store.name()
+        )))?;
+        page.iter().for_each(|m| backlog.add(m));
+        progress.advance(page.len() as u64);
+    }
+    Ok(backlog)
 }
 
 /// What [`scan_with`] found.
@@ -122,12 +156,7 @@ pub async fn scan_with(
             last = Some(m.key.clone());
         }
         for meta in page {
-            backlog.files += 1;
-            backlog.bytes += meta.size;
-            backlog.oldest = Some(match backlog.oldest {
-                Some(t) => t.min(meta.last_modified),
-                None => meta.last_modified,
-            });
+            backlog.add(&meta);
             if watched.contains(&meta.key) {
                 seen.insert(meta.key.clone());
             }

@@ -189,7 +189,7 @@ impl Scheduler {
             Acquired::HeldBy { owner, expires_at } => {
                 report.lease = LeaseStatus::HeldBy { owner, expires_at };
                 report.duration_ms = started.elapsed().as_millis() as u64;
-                tracing::info!(target: "s3loader::report", "{}", serde_json::to_string(&report).unwrap_or_default());
+                report.log();
                 return Ok(report);
             }
         };
@@ -198,7 +198,7 @@ impl Scheduler {
         result?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.publish(&report, now).await;
-        tracing::info!(target: "s3loader::report", "{}", serde_json::to_string(&report).unwrap_or_default());
+        report.log();
         Ok(report)
     }
 

@@ -153,6 +153,106 @@ fn tick_status_and_reprocess_with_a_config_file() {
 }
 
 #[test]
+fn emf_metrics_and_the_report_as_json_fields_on_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "[metrics]\nsink = \"emf\"\nnamespace = \"S3LoaderCliTest\"\npipeline = \"cli\"\n";
+    std::fs::write(&config, text).unwrap();
+    std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    std::fs::write(
+        dir.path().join("bucket/incoming/good.csv"),
+        "a,b\n1,2\n3,4\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let tick = s3loader(&["--config", cfg, "--log-json", "-v", "tick"], dir.path());
+    assert!(tick.status.success(), "{}", stderr(&tick));
+    let lines: Vec<serde_json::Value> = stderr(&tick)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    let emf = lines
+        .iter()
+        .find(|l| l.get("_aws").is_some())
+        .unwrap_or_else(|| panic!("no embedded-metric line: {lines:?}"));
+    let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "S3LoaderCliTest");
+    assert_eq!(emf["Pipeline"], "cli");
+    assert_eq!(emf["FilesLoaded"], 1);
+    assert_eq!(emf["RowsLoaded"], 2);
+    assert!(emf["_aws"]["Timestamp"].is_u64());
+    let report = lines
+        .iter()
+        .find(|l| l["target"] == "s3loader::report")
+        .unwrap_or_else(|| panic!("no report line: {lines:?}"));
+    assert_eq!(
+        report["loaded"], 1,
+        "the report's fields are JSON, not text: {report}"
+    );
+    assert_eq!(report["files"][0]["key"], "incoming/good.csv");
+
+    // Without -v, the report is not logged; the metrics still are.
+    std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    std::fs::write(dir.path().join("bucket/incoming/more.csv"), "a,b\n5,6\n").unwrap();
+    let quiet = s3loader(&["--config", cfg, "--log-json", "tick"], dir.path());
+    let err = stderr(&quiet);
+    assert!(
+        err.contains("\"_aws\"") && !err.contains("s3loader::report"),
+        "{err}"
+    );
+}
+
+/// The progress bar is drawn on a terminal only: through a pseudo-terminal
+/// (util-linux `script`) reprocess shows it; captured, stderr has none.
+#[test]
+fn reprocess_draws_a_progress_bar_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let failed = dir.path().join("bucket/failed/many");
+    std::fs::create_dir_all(&failed).unwrap();
+    let put_all = || {
+        // (The directory store removes a folder its last file left.)
+        std::fs::create_dir_all(&failed).unwrap();
+        for i in 0..400 {
+            std::fs::write(failed.join(format!("{i:03}.csv")), "a\n1\n").unwrap();
+        }
+    };
+    put_all();
+    let cfg = config.to_str().unwrap();
+    let captured = s3loader(
+        &["--config", cfg, "reprocess", "--prefix", "many/"],
+        dir.path(),
+    );
+    assert!(captured.status.success(), "{}", stderr(&captured));
+    assert!(stdout(&captured).contains("400"), "{}", stdout(&captured));
+    assert!(
+        !stderr(&captured).contains("moving back"),
+        "a bar on a captured stderr: {}",
+        stderr(&captured)
+    );
+
+    std::fs::remove_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    put_all();
+    let command = format!(
+        "{} --config {cfg} reprocess --prefix many/",
+        env!("CARGO_BIN_EXE_s3loader")
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("TERM", "xterm")
+        .output()
+        .expect("util-linux script");
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(
+        screen.contains("moving back to incoming/"),
+        "no bar on a terminal: {screen:?}"
+    );
+}
+
+#[test]
 fn a_bad_config_fails_at_start_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");

@@ -141,8 +141,9 @@ pub(crate) fn open_records(
     handle: &Handle,
 ) -> Result<Box<dyn RecordReader>> {
     let object = handle.block_on(store.get(&file.key, Some(&file.etag)))?;
+    let compression = format::compression_for(&file.key, file.spec.compression, &object.content);
     let body = tokio_util::io::SyncIoBridge::new_with_handle(object.body, handle.clone());
-    format::open(body, &file.key, &file.spec)
+    format::open_as(body, &file.key, &file.spec, compression)
 }
 
 /// The transaction did not commit: what we thought loaded did not.

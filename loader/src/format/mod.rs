@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::config::{Compression, Format, LoadSpec};
 use crate::error::{Error, Result};
+use crate::store::Content;
 
 /// One row: a value per column, `None` for NULL.
 pub type Row = Vec<Option<String>>;
@@ -34,11 +35,22 @@ pub trait RecordReader: Send {
 
 const BUFFER: usize = 256 * 1024;
 
-/// Opens `raw` (the object's bytes) as records according to `spec`.
+/// Opens `raw` (the object's bytes) as records according to `spec`, its
+/// compression from the key's extension.
 pub fn open(
     raw: impl Read + Send + 'static,
     key: &str,
     spec: &LoadSpec,
+) -> Result<Box<dyn RecordReader>> {
+    open_as(raw, key, spec, compression_of(key, spec.compression))
+}
+
+/// [`open`] with the compression already decided ([`compression_for`]).
+pub fn open_as(
+    raw: impl Read + Send + 'static,
+    key: &str,
+    spec: &LoadSpec,
+    compression: Compression,
 ) -> Result<Box<dyn RecordReader>> {
     let failed = Arc::new(AtomicBool::new(false));
     let source = Tagged {
@@ -50,7 +62,7 @@ pub fn open(
         source_failed: failed,
     };
     let limits = &spec.limits;
-    let decoded: Box<dyn Read + Send> = match compression_of(key, spec.compression) {
+    let decoded: Box<dyn Read + Send> = match compression {
         Compression::Gzip => Box::new(Capped::new(
             flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUFFER, source)),
             limits.max_decompressed_bytes,
@@ -81,7 +93,31 @@ pub fn open(
     }
 }
 
-/// The compression a key is read with.
+/// The compression an object is read with: a configured one as is; with
+/// `auto`, what its `Content-Encoding` or `Content-Type` names (`gzip`,
+/// `x-gzip`, `zstd`; `application/gzip`, `application/x-gzip`,
+/// `application/zstd`), else its key's extension. The headers come first:
+/// a producer that says how it encoded the bytes knows better than a name.
+pub fn compression_for(key: &str, configured: Compression, content: &Content) -> Compression {
+    if configured != Compression::Auto {
+        return configured;
+    }
+    let named = |v: &Option<String>| {
+        let v = v.as_deref()?.split(';').next()?.trim().to_ascii_lowercase();
+        match v.as_str() {
+            "gzip" | "x-gzip" | "application/gzip" | "application/x-gzip" => {
+                Some(Compression::Gzip)
+            }
+            "zstd" | "application/zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    };
+    named(&content.encoding)
+        .or_else(|| named(&content.content_type))
+        .unwrap_or_else(|| compression_of(key, configured))
+}
+
+/// The compression a key is read with, by its extension alone.
 pub fn compression_of(key: &str, configured: Compression) -> Compression {
     match configured {
         Compression::Auto => {

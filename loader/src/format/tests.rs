@@ -399,3 +399,39 @@ mod arbitrary_bytes {
         }
     }
 }
+
+#[test]
+fn the_headers_name_the_compression_before_the_key_does() {
+    use crate::config::Compression::{self, Auto, Gzip, Zstd};
+    use crate::format::compression_for;
+    use crate::store::Content;
+    let c = |encoding: Option<&str>, content_type: Option<&str>| Content {
+        encoding: encoding.map(str::to_owned),
+        content_type: content_type.map(str::to_owned),
+    };
+    let auto = |key: &str, content: Content| compression_for(key, Auto, &content);
+    assert_eq!(auto("a.csv", c(Some("gzip"), None)), Gzip);
+    assert_eq!(auto("a.csv", c(Some("x-gzip"), Some("text/csv"))), Gzip);
+    assert_eq!(auto("a.csv", c(Some("ZSTD"), None)), Zstd);
+    assert_eq!(auto("a.csv", c(None, Some("application/zstd"))), Zstd);
+    assert_eq!(
+        auto("a.csv", c(None, Some("application/gzip; charset=binary"))),
+        Gzip
+    );
+    assert_eq!(
+        auto("a.csv.zst", c(Some("gzip"), None)),
+        Gzip,
+        "the producer's header beats the name"
+    );
+    assert_eq!(
+        auto("a.csv.gz", c(Some("identity"), Some("text/csv"))),
+        Gzip,
+        "headers that name no compression leave the name to decide"
+    );
+    assert_eq!(auto("a.csv", c(None, Some("text/csv"))), Compression::None);
+    assert_eq!(
+        compression_for("a.csv.gz", Compression::None, &c(Some("gzip"), None)),
+        Compression::None,
+        "a configured compression is not second-guessed"
+    );
+}

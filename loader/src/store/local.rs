@@ -348,6 +348,7 @@ impl ObjectStore for LocalStore {
             .await?;
         Ok(GetObject {
             meta,
+            content: Default::default(),
             body: Box::pin(tokio::fs::File::from_std(file)),
         })
     }

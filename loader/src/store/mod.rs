@@ -38,7 +38,17 @@ pub struct ObjectMeta {
 /// An object being read.
 pub struct GetObject {
     pub meta: ObjectMeta,
+    /// What the producer said the bytes are, where the store keeps it.
+    pub content: Content,
     pub body: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// The `Content-Encoding` and `Content-Type` an object was written with
+/// (S3 keeps them; a local directory has neither).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content {
+    pub encoding: Option<String>,
+    pub content_type: Option<String>,
 }
 
 /// The precondition of a put.
@@ -93,6 +103,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The object's metadata; [`Error::NotFound`] if it is missing.
     async fn head(&self, key: &str) -> Result<ObjectMeta>;
+
+    /// The object's [`Content`] headers; [`Error::NotFound`] if it is
+    /// missing. A store that keeps none answers empty ones (the default).
+    async fn content(&self, key: &str) -> Result<Content> {
+        self.head(key).await.map(|_| Content::default())
+    }
 
     /// Opens the object for streaming. With `if_match`, fails with
     /// [`Error::Precondition`] if the object's ETag differs, so a reader never

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, BoxStream, StreamExt};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{GetObject, ObjectMeta, ObjectStore, PutMode};
+use super::{Content, GetObject, ObjectMeta, ObjectStore, PutMode};
 use crate::aws::OperationError;
 use crate::error::{Error, Result};
 
@@ -291,6 +291,17 @@ impl ObjectStore for S3Store {
         ))
     }
 
+    async fn content(&self, key: &str) -> Result<Content> {
+        let out = request!(self, head_object, key)
+            .send()
+            .await
+            .map_err(|e| self.classify("head", key, e))?;
+        Ok(Content {
+            encoding: out.content_encoding().map(str::to_owned),
+            content_type: out.content_type().map(str::to_owned),
+        })
+    }
+
     async fn get(&self, key: &str, if_match: Option<&str>) -> Result<GetObject> {
         let out = request!(self, get_object, key)
             .set_if_match(if_match.map(str::to_owned))
@@ -299,6 +310,10 @@ impl ObjectStore for S3Store {
             .map_err(|e| self.classify("get", key, e))?;
         Ok(GetObject {
             meta: meta(key, out.content_length(), out.last_modified(), out.e_tag()),
+            content: Content {
+                encoding: out.content_encoding().map(str::to_owned),
+                content_type: out.content_type().map(str::to_owned),
+            },
             body: Box::pin(out.body.into_async_read()),
         })
     }

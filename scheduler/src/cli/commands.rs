@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use loader::config::Config;
 use scheduler::{demo, ops};
 
+use super::bar::Bar;
 use super::print;
 
 /// The config file, or the embedded default without one.
@@ -57,7 +58,7 @@ pub fn cost(a: &super::CostArgs) -> Result<()> {
 pub async fn status(config: Option<&Path>, json: bool) -> Result<()> {
     let config = load_config(config)?;
     let store = loader::store::open(&config.source.url).await?;
-    let status = ops::status(&config, &*store).await?;
+    let status = ops::status(&config, &*store, &Bar::on_stderr()).await?;
     print!("{}", print::status(&status, json)?);
     Ok(())
 }
@@ -71,7 +72,7 @@ pub async fn reprocess(
 ) -> Result<()> {
     let config = load_config(config)?;
     let store = loader::store::open(&config.source.url).await?;
-    let r = ops::reprocess(&config, &*store, prefix, dry_run).await?;
+    let r = ops::reprocess(&config, &*store, prefix, dry_run, &Bar::on_stderr()).await?;
     let (out, err) = print::reprocess(&r, &config, json)?;
     print!("{out}");
     eprint!("{err}");
@@ -204,7 +205,13 @@ pub async fn forecasts(_: Option<&Path>, _: ForecastQuery, _: bool) -> Result<()
 /// The embedded default end to end, printing each tick as it goes.
 #[cfg(feature = "sqlite")]
 pub async fn demo(dir: &Path) -> Result<()> {
-    let run = demo::run(dir, |p| print!("{}", print::demo_progress(dir, &p))).await?;
+    let bar = Bar::on_stderr();
+    let run = demo::run(
+        dir,
+        |p| bar.suspend(|| print!("{}", print::demo_progress(dir, &p))),
+        &bar,
+    )
+    .await?;
     print!("{}", print::demo_summary(dir, &run));
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! command in [`commands`], which does the work through the library and
 //! hands the result to [`print`](mod@print) for the text (or `--json`) users see.
 
+mod bar;
 mod commands;
 mod print;
 
@@ -27,7 +28,7 @@ pub struct Cli {
     #[arg(long, short, global = true, env = "S3LOADER_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Log more (info); RUST_LOG overrides.
+    /// Log more (info); RUST_LOG (or AWS_LAMBDA_LOG_LEVEL) overrides.
     #[arg(long, short, global = true)]
     pub verbose: bool,
 
@@ -163,22 +164,17 @@ impl Cli {
     /// `run` logs each tick at info; the other commands print their result
     /// and log only errors unless asked.
     pub fn init_logging(&self) {
-        let default = if matches!(self.command, Command::Run) {
+        let default = if self.verbose || matches!(self.command, Command::Run) {
             "info"
         } else {
             "error"
         };
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(if self.verbose { "info" } else { default })
-        });
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr);
-        if self.log_json {
-            builder.json().flatten_event(true).init();
+        let mode = if self.log_json {
+            loader::logs::Mode::JsonStderr
         } else {
-            builder.init();
-        }
+            loader::logs::Mode::Text
+        };
+        loader::logs::init(mode, default);
     }
 
     /// Runs the command.

@@ -200,6 +200,7 @@ impl Redshift {
         }
         let mut outcomes: HashMap<(String, String), Outcome> = HashMap::new();
         let mut remaining = batch.files.clone();
+        resolve_compression(&*store, &mut remaining).await;
         let mut refused = false;
         for round in 0.. {
             let seen = self.in_ledger(&remaining).await?;
@@ -506,5 +507,48 @@ impl Destination for Redshift {
             .iter()
             .map(|f| seen.contains(&(f.key.clone(), f.etag.clone())))
             .collect())
+    }
+}
+
+/// Redshift reads the bytes itself, so a compression that only the
+/// object's headers name must be known before the COPY: each `auto` file
+/// whose key has no compression extension gets the compression its
+/// `Content-Encoding` or `Content-Type` names, if any (one HEAD each, 16
+/// at once). A HEAD that fails leaves the file as its name says; the COPY
+/// then reports what it finds.
+async fn resolve_compression(store: &dyn ObjectStore, files: &mut [FileTask]) {
+    use crate::config::Compression;
+    use crate::format::{compression_for, compression_of};
+    use futures::StreamExt;
+    let unknown: Vec<(usize, String)> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            f.spec.compression == Compression::Auto
+                && compression_of(&f.key, Compression::Auto) == Compression::None
+        })
+        .map(|(i, f)| (i, f.key.clone()))
+        .collect();
+    let found: Vec<(usize, String, crate::Result<crate::store::Content>)> =
+        futures::stream::iter(unknown)
+            .map(|(i, key)| async move {
+                let content = store.content(&key).await;
+                (i, key, content)
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+    for (i, key, content) in found {
+        match content {
+            Ok(content) => {
+                let c = compression_for(&key, Compression::Auto, &content);
+                if c != Compression::None {
+                    files[i].spec.compression = c;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%key, error = %crate::error::chain(&e), "could not read the object's headers; its compression is what its name says")
+            }
+        }
     }
 }
