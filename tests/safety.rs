@@ -725,6 +725,118 @@ async fn two_tables_in_one_tick(w: Setup) {
     assert!(keys(s, "incoming/").await.is_empty());
 }
 
+/// `history` answers from the ledger (key prefix and time filters);
+/// `replay` puts loaded files back under replay names, they load once more
+/// (the ledger lets them: new keys), and the ledger's new rows say they
+/// were replays.
+async fn history_and_replay_reload_deliberately(w: Setup) {
+    use scheduler::ops::{history, replay};
+    use scheduler::progress::Quiet;
+    let cfg = w.config("");
+    let s = &*w.store;
+    for (key, id) in [
+        ("incoming/orders/jan/h1.csv", 8001),
+        ("incoming/orders/jan/h2.csv", 8002),
+        ("incoming/orders/feb/h3.csv", 8003),
+    ] {
+        put(
+            s,
+            key,
+            format!("id,customer,amount,ordered_at\n{id},c,1.00,2026-11-24T00:00:00Z\n"),
+        )
+        .await;
+    }
+    let report = scheduler(cfg.clone(), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!(report.loaded, 3, "{report}");
+
+    let entries = |h: Vec<scheduler::ops::LedgerHistory>| {
+        assert_eq!(h.len(), 1, "one destination");
+        assert!(h[0].error.is_none(), "{:?}", h[0].error);
+        h.into_iter().next().unwrap().entries.expect("a ledger")
+    };
+    let all = entries(history(&cfg, None, "", 100).await.unwrap());
+    let loaded: Vec<&str> = all.iter().map(|e| e.entry.object_key.as_str()).collect();
+    assert_eq!(loaded.len(), 3, "{loaded:?}");
+    assert!(loaded.contains(&"incoming/orders/jan/h1.csv"), "{loaded:?}");
+    let first = &all[0].entry;
+    assert_eq!(first.table, "orders");
+    assert!(first.batch_id.starts_with(&report.tick_id), "{first:?}");
+    assert!(first.rows.is_none_or(|r| r == 1), "{first:?}");
+    let age = chrono::Utc::now() - first.loaded_at;
+    assert!(
+        age.num_seconds().abs() < 120,
+        "loaded_at {} is now",
+        first.loaded_at
+    );
+    assert_eq!(
+        entries(history(&cfg, None, "orders/jan/", 100).await.unwrap()).len(),
+        2
+    );
+    assert_eq!(
+        entries(
+            history(&cfg, None, "incoming/orders/feb/", 100)
+                .await
+                .unwrap()
+        )
+        .len(),
+        1
+    );
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(entries(history(&cfg, Some(later), "", 100).await.unwrap()).is_empty());
+    assert_eq!(
+        entries(history(&cfg, None, "", 2).await.unwrap()).len(),
+        2,
+        "the limit"
+    );
+
+    let dry = replay(&cfg, s, "orders/jan/", None, true, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(dry.moved.len(), 2);
+    assert!(
+        keys(s, "incoming/").await.is_empty(),
+        "a dry run moves nothing"
+    );
+    let r = replay(&cfg, s, "orders/jan/", None, false, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.moved.len(), r.conflicts.len(), r.errors.len()),
+        (2, 0, 0),
+        "{r:?}"
+    );
+    let back = keys(s, "incoming/").await;
+    assert!(
+        back.iter().all(|k| k.contains("~r")),
+        "replay names: {back:?}"
+    );
+    let report = scheduler(cfg.clone(), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!((report.loaded, report.already_loaded), (2, 0), "{report}");
+    assert_eq!(
+        (
+            w.count(8001).await,
+            w.count(8002).await,
+            w.count(8003).await
+        ),
+        (2, 2, 1)
+    );
+    let all = entries(history(&cfg, None, "", 100).await.unwrap());
+    let replays: Vec<&str> = all.iter().filter_map(|e| e.replay_of.as_deref()).collect();
+    assert_eq!(all.len(), 5);
+    assert_eq!(replays.len(), 2, "{all:?}");
+    assert!(
+        replays.contains(&"incoming/orders/jan/h1.csv"),
+        "{replays:?}"
+    );
+    assert_eq!(keys(s, "processed/").await.len(), 3);
+}
+
 /// A producer that says how it encoded the bytes (Content-Encoding, or
 /// Content-Type) is believed before the key's name: gzip and zstd under a
 /// plain `.csv` name load, on every warehouse that reads from S3 (Redshift
@@ -1169,6 +1281,7 @@ on_every_setup!(
     keys_of_1024_bytes_load_and_move,
     two_tables_in_one_tick,
     a_rerun_loads_nothing_twice,
+    history_and_replay_reload_deliberately,
 );
 
 // --- secrets read at run time --------------------------------------------------

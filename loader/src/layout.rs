@@ -16,6 +16,13 @@
 //! last keeps compression detection and routes working on reprocess. A
 //! report whose name is taken goes to `errors/<failed path>~<tick id>.json`.
 //!
+//! **Replays.** `s3loader replay` moves a loaded file from `processed/`
+//! back to `incoming/` under a *replay* name, `<stem>~r<UTC time><extensions>`
+//! (`orders/a.csv.gz` → `orders/a~r20261124T034000Z.csv.gz`): a new key, so
+//! the ledger, keyed by (key, ETag), loads it again, and its ledger row
+//! says that it was a replay and when. A file replayed again loses its
+//! older replay tag first.
+//!
 //! **Long keys.** S3 keys are at most 1,024 bytes, and `processed/` is one
 //! byte longer than `incoming/`, a report adds `.json`, a version tag 14
 //! bytes: a legal key in the queue can have an archive name S3 refuses
@@ -80,6 +87,18 @@ impl SourceConfig {
     /// `_s3loader/<name>`: the scheduler's own objects.
     pub fn state_key(&self, name: &str) -> String {
         format!("{}{name}", self.state)
+    }
+
+    /// Where `processed/<path>` goes back to on a replay at `at`:
+    /// `incoming/<path>` with a replay tag (and without a version or an
+    /// older replay tag this layout added).
+    pub fn replay_key(&self, processed_key: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+        let rel = processed_key
+            .strip_prefix(&self.processed)
+            .unwrap_or(processed_key);
+        let original = unreplayed(&unversioned(rel)).into_owned();
+        let (stem, ext) = split_ext(&original);
+        self.incoming_key(&format!("{stem}~r{}{ext}", at.format(REPLAY_FORMAT)))
     }
 
     /// Where `failed/<path>` goes back to on reprocess: `incoming/<path>`,
@@ -149,6 +168,39 @@ pub fn versioned(key: &str, etag: &str) -> String {
     fit(format!("{stem}~v{}{ext}", version_tag(etag)))
 }
 
+/// The time in a replay tag: `20261124T034000Z`.
+const REPLAY_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+/// Length of a replay tag's time.
+const REPLAY_TIME: usize = 16;
+
+/// `key` without a replay tag; unchanged if it has none.
+pub fn unreplayed(key: &str) -> Cow<'_, str> {
+    match replay_tag_at(key) {
+        Some((at, _)) => {
+            let (stem, ext) = split_ext(key);
+            Cow::Owned(format!("{}{ext}", &stem[..at]))
+        }
+        None => Cow::Borrowed(key),
+    }
+}
+
+/// If `key` was put back by a replay: the key it was first loaded under,
+/// and when the replay was.
+pub fn replay_of(key: &str) -> Option<(String, chrono::DateTime<chrono::Utc>)> {
+    let (_, when) = replay_tag_at(key)?;
+    Some((unreplayed(key).into_owned(), when))
+}
+
+/// Where the replay tag starts in `key`'s stem, and its time.
+fn replay_tag_at(key: &str) -> Option<(usize, chrono::DateTime<chrono::Utc>)> {
+    let (stem, _) = split_ext(key);
+    let at = stem.len().checked_sub(REPLAY_TIME + 2)?;
+    let tag = stem.get(at..)?.strip_prefix("~r")?;
+    let when = chrono::NaiveDateTime::parse_from_str(tag, REPLAY_FORMAT).ok()?;
+    Some((at, when.and_utc()))
+}
+
 /// `key` without a version tag added by [`versioned`]; unchanged if it has
 /// none.
 pub fn unversioned(key: &str) -> Cow<'_, str> {
@@ -189,6 +241,44 @@ mod tests {
         }
         assert_eq!(unversioned("a/b~vnothex00000.csv"), "a/b~vnothex00000.csv");
         assert_eq!(unversioned("a/b.csv"), "a/b.csv");
+    }
+
+    #[test]
+    fn replay_names_are_new_keys_that_say_what_they_replay() {
+        let src: SourceConfig = toml::from_str("url = \"dir:x\"").unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T03:40:00Z")
+            .unwrap()
+            .to_utc();
+        let later = at + chrono::Duration::hours(1);
+        let tag = version_tag("e");
+        for (processed, want) in [
+            (
+                "processed/orders/a.csv.gz",
+                "incoming/orders/a~r20261124T034000Z.csv.gz",
+            ),
+            (
+                &*format!("processed/orders/a~v{tag}.csv.gz"),
+                "incoming/orders/a~r20261124T034000Z.csv.gz",
+            ),
+            (
+                "processed/it's ü 100%",
+                "incoming/it's ü 100%~r20261124T034000Z",
+            ),
+        ] {
+            let key = src.replay_key(processed, at);
+            assert_eq!(key, want);
+            let (original, when) = replay_of(&key).unwrap();
+            assert_eq!(when, at);
+            assert_eq!(original, unreplayed(want));
+            assert!(!original.contains("~r"));
+        }
+        let again = src.replay_key("processed/orders/a~r20261124T034000Z.csv", later);
+        assert_eq!(
+            again, "incoming/orders/a~r20261124T044000Z.csv",
+            "one replay tag, the latest"
+        );
+        assert_eq!(replay_of("incoming/orders/a.csv"), None);
+        assert_eq!(replay_of("incoming/orders/a~rnot-a-time-at-all.csv"), None);
     }
 
     #[test]

@@ -253,6 +253,75 @@ fn reprocess_draws_a_progress_bar_only_on_a_terminal() {
 }
 
 #[test]
+fn history_and_replay_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    std::fs::create_dir_all(dir.path().join("bucket/incoming")).unwrap();
+    std::fs::write(dir.path().join("bucket/incoming/a.csv"), "x\n1\n2\n").unwrap();
+    let cfg = config.to_str().unwrap();
+    let tick = s3loader(&["--config", cfg, "tick"], dir.path());
+    assert!(tick.status.success(), "{}", stderr(&tick));
+
+    let h = s3loader(
+        &["--config", cfg, "history", "--since", "1h", "--json"],
+        dir.path(),
+    );
+    assert!(h.status.success(), "{}", stderr(&h));
+    let v: serde_json::Value = serde_json::from_slice(&h.stdout).unwrap();
+    assert_eq!(v[0]["destination"], "wh");
+    assert_eq!(v[0]["entries"][0]["object_key"], "incoming/a.csv", "{v}");
+    assert_eq!(v[0]["entries"][0]["rows"], 2);
+    let none = s3loader(&["--config", cfg, "history", "--key", "b"], dir.path());
+    assert!(stdout(&none).contains("wh: 0 load(s)"), "{}", stdout(&none));
+    let bad = s3loader(
+        &["--config", cfg, "history", "--since", "last week"],
+        dir.path(),
+    );
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("is not a time"),
+        "{}",
+        stderr(&bad)
+    );
+
+    // Without --reload: lists, refuses, moves nothing.
+    let refused = s3loader(&["--config", cfg, "replay", "--prefix", "a"], dir.path());
+    assert!(!refused.status.success());
+    assert!(
+        stdout(&refused).contains("would move processed/a.csv"),
+        "{}",
+        stdout(&refused)
+    );
+    assert!(
+        stderr(&refused).contains("--reload"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(dir.path().join("bucket/processed/a.csv").exists());
+    let replayed = s3loader(
+        &["--config", cfg, "replay", "--prefix", "a", "--reload"],
+        dir.path(),
+    );
+    assert!(replayed.status.success(), "{}", stderr(&replayed));
+    let tick = s3loader(&["--config", cfg, "tick"], dir.path());
+    assert!(
+        stdout(&tick).contains("1 loaded (2 rows)"),
+        "{}",
+        stdout(&tick)
+    );
+    assert_eq!(
+        count(&dir.path().join("wh.db"), "t"),
+        4,
+        "loaded a second time, deliberately"
+    );
+    let h = s3loader(&["--config", cfg, "history"], dir.path());
+    assert!(
+        stdout(&h).contains("(replay of incoming/a.csv)"),
+        "{}",
+        stdout(&h)
+    );
+}
+
+#[test]
 fn a_bad_config_fails_at_start_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");

@@ -72,6 +72,63 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     async fn loaded(&self, files: &[FileTask]) -> Result<Vec<bool>> {
         Ok(vec![false; files.len()])
     }
+
+    /// The ledger's rows that match `query`, oldest load first, at most
+    /// `query.limit`. `None` for a destination without a ledger.
+    async fn history(&self, query: &HistoryQuery) -> Result<Option<Vec<LedgerEntry>>> {
+        let _ = query;
+        Ok(None)
+    }
+}
+
+/// What [`Destination::history`] looks for.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Loads at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Object keys (as loaded: `incoming/…`) that start with this.
+    pub key_prefix: String,
+    pub limit: usize,
+}
+
+impl HistoryQuery {
+    /// `since` as the ledgers compare it: UTC, milliseconds, `Z`.
+    pub(crate) fn since_text(&self) -> String {
+        self.since
+            .unwrap_or_default()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string()
+    }
+}
+
+/// One ledger row: a file version, loaded once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerEntry {
+    pub object_key: String,
+    pub etag: String,
+    pub table: String,
+    /// Rows loaded (Redshift's ledger does not count them).
+    pub rows: Option<u64>,
+    pub batch_id: String,
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl LedgerEntry {
+    /// Parses a ledger's `loaded_at` text (RFC 3339, or PostgreSQL's
+    /// `YYYY-MM-DD HH:MM:SS[.fff]` in UTC).
+    pub(crate) fn time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.to_utc())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(
+                    text.trim_end_matches('Z'),
+                    "%Y-%m-%dT%H:%M:%S%.f",
+                )
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+                .map(|t| t.and_utc())
+            })
+            .ok()
+    }
 }
 
 /// Builds the destination named `name` from its config, resolving secrets.

@@ -20,7 +20,10 @@ use tokio_postgres::{Client, GenericClient};
 
 use super::pg_secret::SecretRef;
 use super::pg_tls::Prepared;
-use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
+use super::{
+    column_list, open_records, quote_table, uncommit, Destination, HistoryQuery, LedgerEntry,
+    LEDGER_TABLE,
+};
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
 use crate::format::Row;
@@ -563,6 +566,41 @@ impl Destination for Postgres {
             .iter()
             .map(|f| seen.contains(&(f.key.clone(), f.etag.clone())))
             .collect())
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Option<Vec<LedgerEntry>>> {
+        let client = self.connect().await?;
+        // Times as text in UTC: no chrono feature for the driver needed.
+        let sql = format!(
+            "SELECT object_key, etag, table_name, rows,  batch_id,
+                    to_char(loaded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+             FROM {LEDGER_TABLE}
+             WHERE loaded_at >= $1::text::timestamptz AND left(object_key, length($2::text)) = $2::text
+             ORDER BY loaded_at, object_key LIMIT $3::bigint"
+        );
+        let rows = client
+            .query(
+                &sql,
+                &[
+                    &query.since_text(),
+                    &query.key_prefix,
+                    &(query.limit as i64),
+                ],
+            )
+            .await
+            .map_err(|e| self.error("ledger history", e))?;
+        Ok(Some(
+            rows.iter()
+                .map(|r| LedgerEntry {
+                    object_key: r.get(0),
+                    etag: r.get(1),
+                    table: r.get(2),
+                    rows: Some(r.get::<_, i64>(3).max(0) as u64),
+                    batch_id: r.get(4),
+                    loaded_at: LedgerEntry::time(r.get(5)).unwrap_or_default(),
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use rusqlite::{params, params_from_iter, Connection, ErrorCode, TransactionBehavior};
 use tokio::runtime::Handle;
 
-use super::{column_list, open_records, quote_table, uncommit, Destination, LEDGER_TABLE};
+use super::{
+    column_list, open_records, quote_table, uncommit, Destination, HistoryQuery, LedgerEntry,
+    LEDGER_TABLE,
+};
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
 use crate::format::Row;
@@ -265,6 +268,55 @@ impl Destination for Sqlite {
         tokio::task::spawn_blocking(move || this.loaded_blocking(&owned))
             .await
             .map_err(|e| Error::outage(&self.name, format!("ledger lookup: {e}"), None, None))?
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Option<Vec<LedgerEntry>>> {
+        let this = self.clone();
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || this.history_blocking(&query).map(Some))
+            .await
+            .map_err(|e| Error::outage(&self.name, format!("ledger history: {e}"), None, None))?
+    }
+}
+
+impl Sqlite {
+    fn history_blocking(&self, query: &HistoryQuery) -> Result<Vec<LedgerEntry>> {
+        let conn = self.open()?;
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT object_key, etag, table_name, rows, batch_id, loaded_at FROM {LEDGER_TABLE}
+                 WHERE loaded_at >= ?1 AND substr(object_key, 1, length(?2)) = ?2
+                 ORDER BY loaded_at, object_key LIMIT ?3"
+            ))
+            .map_err(|e| self.error("ledger history", e))?;
+        let rows = stmt
+            .query_map(
+                params![query.since_text(), query.key_prefix, query.limit as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                },
+            )
+            .map_err(|e| self.error("ledger history", e))?;
+        rows.map(|r| {
+            let (object_key, etag, table, rows, batch_id, at) =
+                r.map_err(|e| self.error("ledger history", e))?;
+            Ok(LedgerEntry {
+                loaded_at: LedgerEntry::time(&at).unwrap_or_default(),
+                object_key,
+                etag,
+                table,
+                rows: Some(rows.max(0) as u64),
+                batch_id,
+            })
+        })
+        .collect()
     }
 }
 

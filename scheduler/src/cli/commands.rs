@@ -76,12 +76,82 @@ pub async fn reprocess(
     let (out, err) = print::reprocess(&r, &config, json)?;
     print!("{out}");
     eprint!("{err}");
+    moved_all(&r)
+}
+
+/// Fails when any file could not move or hit a conflict.
+fn moved_all(r: &ops::Reprocessed) -> Result<()> {
     if !r.errors.is_empty() || !r.conflicts.is_empty() {
         anyhow::bail!(
             "{} file(s) could not be moved, {} conflict(s)",
             r.errors.len(),
             r.conflicts.len()
         );
+    }
+    Ok(())
+}
+
+/// What `replay` was asked.
+pub struct ReplayArgs {
+    pub prefix: String,
+    pub since: Option<String>,
+    pub reload: bool,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// Without --reload, lists what would move and fails (exit 1); with it,
+/// fails when any file could not move back or hit a conflict.
+pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<()> {
+    let config = load_config(config)?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| ops::parse_time(s, chrono::Utc::now()))
+        .transpose()?;
+    let store = loader::store::open(&config.source.url).await?;
+    let dry_run = a.dry_run || !a.reload;
+    let r = ops::replay(
+        &config,
+        &*store,
+        &a.prefix,
+        since,
+        dry_run,
+        &Bar::on_stderr(),
+    )
+    .await?;
+    let (out, err) = print::replay(&r, &config, a.json)?;
+    print!("{out}");
+    eprint!("{err}");
+    if !a.reload && !a.dry_run {
+        anyhow::bail!(
+            "replay loads these {} file(s) again, appending their rows a second time: pass --reload to confirm (or --dry-run to only list them)",
+            r.moved.len()
+        );
+    }
+    moved_all(&r)
+}
+
+/// Fails (exit 1) when a destination's ledger could not be read.
+pub async fn history(
+    config: Option<&Path>,
+    since: Option<&str>,
+    key: &str,
+    limit: usize,
+    json: bool,
+) -> Result<()> {
+    let config = load_config(config)?;
+    let since = since
+        .map(|s| ops::parse_time(s, chrono::Utc::now()))
+        .transpose()?;
+    let ledgers = ops::history(&config, since, key, limit).await?;
+    print!("{}", print::history(&ledgers, json)?);
+    let failed: Vec<String> = ledgers
+        .iter()
+        .filter_map(|l| Some(format!("{}: {}", l.destination, l.error.as_ref()?)))
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!("could not read the ledger of {}", failed.join("; "));
     }
     Ok(())
 }

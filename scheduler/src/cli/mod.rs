@@ -89,6 +89,47 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move loaded files from processed/ back to incoming/ for a deliberate
+    /// reload (a backfill): each goes back under a replay name
+    /// (`a~r20261124T034000Z.csv`), so the ledger loads it again and its
+    /// new ledger row records the replay. Rows are appended a second time:
+    /// delete the old ones first to have them replaced. Needs --reload (or
+    /// --dry-run to see what would move).
+    Replay {
+        /// Only files under processed/<PREFIX> ("" for all of processed/).
+        #[arg(long)]
+        prefix: String,
+        /// Only files archived at or after this time (2026-11-24T03:00Z,
+        /// 2026-11-24, or an age: 90m, 6h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Confirm that these files are to be loaded again.
+        #[arg(long)]
+        reload: bool,
+        /// List what would move, move nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print what moved, the conflicts and errors as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the ledger says was loaded: which file (and version), when,
+    /// how many rows, into which table, in which batch; replays marked.
+    /// Read from every destination's ledger.
+    History {
+        /// Only loads at or after this time (2026-11-24T03:00Z, 2026-11-24,
+        /// or an age: 90m, 6h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only keys under this prefix (relative to incoming/, or whole).
+        #[arg(long, default_value = "")]
+        key: String,
+        /// At most this many rows per destination, oldest first.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the config and print it with defaults filled in.
     Check,
     /// Which indexed Met Office netCDF files hold a forecast for a time
@@ -199,6 +240,28 @@ impl Cli {
                 dry_run,
                 json,
             } => commands::reprocess(config.as_deref(), &prefix, dry_run, json).await,
+            Command::Replay {
+                prefix,
+                since,
+                reload,
+                dry_run,
+                json,
+            } => {
+                let args = commands::ReplayArgs {
+                    prefix,
+                    since,
+                    reload,
+                    dry_run,
+                    json,
+                };
+                commands::replay(config.as_deref(), args).await
+            }
+            Command::History {
+                since,
+                key,
+                limit,
+                json,
+            } => commands::history(config.as_deref(), since.as_deref(), &key, limit, json).await,
             Command::Check => commands::check(config.as_deref()),
             Command::Cost(args) => commands::cost(&args),
             Command::Forecasts {

@@ -36,6 +36,15 @@ pub fn status(s: &Status, json: bool) -> Result<String> {
 
 /// (stdout, stderr): the errors go to stderr.
 pub fn reprocess(r: &Reprocessed, config: &Config, json: bool) -> Result<(String, String)> {
+    moves(r, &config.source.failed, &config.source.incoming, json)
+}
+
+pub fn replay(r: &Reprocessed, config: &Config, json: bool) -> Result<(String, String)> {
+    moves(r, &config.source.processed, &config.source.incoming, json)
+}
+
+/// What `reprocess` or `replay` moved from `from` to `to`.
+fn moves(r: &Reprocessed, from: &str, to: &str, json: bool) -> Result<(String, String)> {
     if json {
         return Ok((serde_json::to_string_pretty(r)? + "\n", String::new()));
     }
@@ -57,12 +66,49 @@ pub fn reprocess(r: &Reprocessed, config: &Config, json: bool) -> Result<(String
     };
     writeln!(
         out,
-        "{verb} {} file(s) from {} back to {}{conflicts}",
+        "{verb} {} file(s) from {from} back to {to}{conflicts}",
         r.moved.len(),
-        config.source.failed,
-        config.source.incoming,
     )?;
     Ok((out, err))
+}
+
+/// The ledgers' rows, one line each, per destination.
+pub fn history(ledgers: &[scheduler::ops::LedgerHistory], json: bool) -> Result<String> {
+    if json {
+        return Ok(serde_json::to_string_pretty(ledgers)? + "\n");
+    }
+    let mut out = String::new();
+    for l in ledgers {
+        match (&l.entries, &l.error) {
+            (_, Some(e)) => writeln!(out, "{}: the ledger could not be read: {e}", l.destination)?,
+            (None, None) => writeln!(
+                out,
+                "{}: keeps no ledger (the forecast index)",
+                l.destination
+            )?,
+            (Some(entries), None) => {
+                writeln!(out, "{}: {} load(s)", l.destination, entries.len())?;
+                for h in entries {
+                    let e = &h.entry;
+                    let rows = e.rows.map_or("-".to_owned(), |r| r.to_string());
+                    write!(
+                        out,
+                        "  {}  {:>8} rows  {:<16} {}  {}",
+                        e.loaded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                        rows,
+                        e.table,
+                        e.batch_id,
+                        e.object_key
+                    )?;
+                    if let Some(original) = &h.replay_of {
+                        write!(out, "  (replay of {original})")?;
+                    }
+                    writeln!(out)?;
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn tick(r: &TickReport, json: bool) -> Result<String> {

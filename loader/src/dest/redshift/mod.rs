@@ -490,6 +490,47 @@ fn pair(row: Vec<Option<String>>) -> Option<(String, String)> {
     Some((it.next()??, it.next()??))
 }
 
+impl Redshift {
+    async fn ledger_history(&self, query: &super::HistoryQuery) -> Result<Vec<super::LedgerEntry>> {
+        self.ensure_ledger().await?;
+        // Redshift compares a `Z`-less timestamp.
+        let since = query.since_text().trim_end_matches('Z').replace('T', " ");
+        let params = [
+            ("since".to_owned(), since),
+            ("prefix".to_owned(), query.key_prefix.clone()),
+        ];
+        let rows = self
+            .api
+            .query(
+                &sql::ledger_history(query.limit),
+                &params,
+                self.query_until(),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let mut it = row.into_iter();
+                let (key, etag, table, batch, at) = (
+                    it.next()??,
+                    it.next()??,
+                    it.next()??,
+                    it.next()??,
+                    it.next()??,
+                );
+                Some(super::LedgerEntry {
+                    loaded_at: super::LedgerEntry::time(&at)?,
+                    object_key: key,
+                    etag,
+                    table,
+                    rows: None,
+                    batch_id: batch,
+                })
+            })
+            .collect())
+    }
+}
+
 #[async_trait]
 impl Destination for Redshift {
     async fn load(&self, batch: &Batch, store: Arc<dyn ObjectStore>) -> BatchOutcome {
@@ -507,6 +548,13 @@ impl Destination for Redshift {
             .iter()
             .map(|f| seen.contains(&(f.key.clone(), f.etag.clone())))
             .collect())
+    }
+
+    async fn history(
+        &self,
+        query: &super::HistoryQuery,
+    ) -> Result<Option<Vec<super::LedgerEntry>>> {
+        self.ledger_history(query).await.map(Some)
     }
 }
 

@@ -265,6 +265,20 @@ impl Load<'_> {
     }
 }
 
+/// The ledger's rows loaded at or after `:since` whose key starts with
+/// `:prefix`, oldest first, at most `limit` (parameters: the user's text
+/// never enters the statement). Redshift keeps `loaded_at` in UTC.
+pub fn ledger_history(limit: usize) -> String {
+    format!(
+        "SELECT object_key, etag, table_name, batch_id, \
+         TO_CHAR(loaded_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
+         FROM {LEDGER_TABLE} \
+         WHERE loaded_at >= CAST(:since AS TIMESTAMP) \
+         AND LEFT(object_key, CHAR_LENGTH(:prefix)) = :prefix \
+         ORDER BY loaded_at, object_key LIMIT {limit}"
+    )
+}
+
 /// The ledger rows of `keys`, as a query with one Data API parameter per
 /// key (`:k0`, `:k1`, …): keys never enter the text.
 pub fn ledger_lookup(keys: usize) -> String {
