@@ -250,7 +250,8 @@ async fn a_ledger_hit_is_already_loaded(wh: Warehouse) {
         outcomes(&out),
         [&Outcome::Loaded {
             rows: 2,
-            bytes: first.files[0].size
+            bytes: first.files[0].size,
+            rejected: 0,
         }]
     );
     let never = batch(&*store, "orders", &[("b.csv", orders(2..3))]).await;

@@ -270,6 +270,7 @@ async fn a_file_over_the_size_limit_fails_before_it_is_read() {
             size,
             spec: config.routes[0].spec(),
             processed_key: config.source.processed_key("incoming/big.nc"),
+            rejected_key: String::new(),
         }],
         check_only: false,
         deadline: None,

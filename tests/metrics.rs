@@ -93,6 +93,7 @@ async fn a_tick_publishes_all_its_metrics_in_one_namespace_and_pipeline() {
         "MoveErrors",
         "OldestFileAgeSeconds",
         "RowsLoaded",
+        "RowsRejected",
         "TickDurationMs",
     ];
     assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());

@@ -837,6 +837,151 @@ async fn history_and_replay_reload_deliberately(w: Setup) {
     assert_eq!(keys(s, "processed/").await.len(), 3);
 }
 
+/// A route's schema: the valid records of a file load, the
+/// others go to `rejected/<path>.jsonl` with line and reason, the ledger
+/// counts them; `fail_file` and `max_rejected` fail the file instead.
+async fn invalid_records_are_set_aside_and_the_rest_load_once(w: Setup) {
+    use loader::config::{ColumnRule, ColumnType, OnInvalid, Schema};
+    let mut cfg = w.config("");
+    let rules = |on_invalid, max_rejected| Schema {
+        columns: [
+            (
+                "id".to_owned(),
+                ColumnRule {
+                    kind: Some(ColumnType::Integer),
+                    required: true,
+                    allowed: None,
+                },
+            ),
+            (
+                "customer".to_owned(),
+                ColumnRule {
+                    kind: None,
+                    required: false,
+                    allowed: Some(vec!["acme".into(), "globex".into()]),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        on_invalid,
+        max_rejected,
+    };
+    cfg.routes[0].pattern = "orders/lenient/*.csv".into();
+    cfg.routes[0].schema = Some(rules(OnInvalid::Reject, 10));
+    let mut strict = cfg.routes[0].clone();
+    strict.pattern = "orders/strict/*.csv".into();
+    strict.schema = Some(rules(OnInvalid::FailFile, 10));
+    let mut few = cfg.routes[0].clone();
+    few.pattern = "orders/few/*.csv".into();
+    few.schema = Some(rules(OnInvalid::Reject, 1));
+    cfg.routes.extend([strict, few]);
+    let s = &*w.store;
+    let body = "id,customer,amount,ordered_at\n\
+                9001,acme,1,2026-11-24T00:00:00Z\n\
+                x,acme,1,2026-11-24T00:00:00Z\n\
+                9002,initech,1,2026-11-24T00:00:00Z\n\
+                9003,globex,1,2026-11-24T00:00:00Z\n";
+    put(s, "incoming/orders/lenient/a.csv", body).await;
+    put(
+        s,
+        "incoming/orders/strict/a.csv",
+        body.replace("900", "910"),
+    )
+    .await;
+    put(s, "incoming/orders/few/a.csv", body.replace("900", "920")).await;
+    let report = scheduler(cfg.clone(), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.loaded, report.failed, report.rejected),
+        (1, 2, 2),
+        "{report}"
+    );
+    let lenient = result_of(&report, "incoming/orders/lenient/a.csv");
+    assert!(
+        lenient
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("rejected/orders/lenient/a.csv.jsonl"),
+        "{lenient:?}"
+    );
+    assert_eq!(
+        (
+            w.count(9001).await,
+            w.count(9002).await,
+            w.count(9003).await
+        ),
+        (1, 0, 1)
+    );
+    let rejected = String::from_utf8(read(s, "rejected/orders/lenient/a.csv.jsonl").await).unwrap();
+    let rejected: Vec<serde_json::Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0]["line"], 3);
+    assert!(rejected[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not an integer"));
+    assert_eq!(rejected[1]["line"], 4);
+    assert_eq!(rejected[1]["record"]["customer"], "initech");
+    let strict = error_report(s, "orders/strict/a.csv").await;
+    assert!(
+        strict["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 3: column \"id\""),
+        "{strict}"
+    );
+    let few = error_report(s, "orders/few/a.csv").await;
+    assert!(
+        few["reason"].as_str().unwrap().contains("max_rejected (1)"),
+        "{few}"
+    );
+    assert_eq!(
+        w.count(9101).await + w.count(9201).await,
+        0,
+        "failed files load nothing"
+    );
+    let history = scheduler::ops::history(&cfg, None, "orders/lenient/", 10)
+        .await
+        .unwrap();
+    assert_eq!(history[0].entries.as_ref().unwrap().len(), 1);
+    // The ledger counts the rejects (read straight from it).
+    let counted = match &w.pg {
+        Some(pg) => pg_count(pg, "SELECT rejected FROM s3loader_ledger WHERE object_key = 'incoming/orders/lenient/a.csv'").await,
+        None => {
+            let db = w._dir.as_ref().unwrap().path().join("wh.db");
+            rusqlite::Connection::open(db)
+                .unwrap()
+                .query_row("SELECT rejected FROM s3loader_ledger WHERE object_key = 'incoming/orders/lenient/a.csv'", [], |r| r.get(0))
+                .unwrap()
+        }
+    };
+    assert_eq!(counted, 2);
+}
+
+/// Record rules on the destinations that take them.
+mod schema {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn seaweedfs_postgres() {
+        super::invalid_records_are_set_aside_and_the_rest_load_once(
+            super::Setup::seaweedfs_postgres().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_sqlite() {
+        super::invalid_records_are_set_aside_and_the_rest_load_once(super::Setup::local_sqlite())
+            .await;
+    }
+}
+
 /// A producer that says how it encoded the bytes (Content-Encoding, or
 /// Content-Type) is believed before the key's name: gzip and zstd under a
 /// plain `.csv` name load, on every warehouse that reads from S3 (Redshift

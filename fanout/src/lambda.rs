@@ -203,6 +203,7 @@ mod tests {
                     size: 1,
                     spec: Default::default(),
                     processed_key: String::new(),
+                    rejected_key: String::new(),
                 })
                 .collect(),
             check_only: false,

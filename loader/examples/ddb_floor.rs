@@ -58,6 +58,7 @@ async fn main() -> Result<()> {
                 size: *size,
                 spec: Default::default(),
                 processed_key: processed.clone(),
+                rejected_key: String::new(),
             };
             work.push(forecast_index::items(
                 f,

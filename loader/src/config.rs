@@ -81,6 +81,10 @@ pub struct SourceConfig {
     pub failed: String,
     #[serde(default = "defaults::errors")]
     pub errors: String,
+    /// Records a route's schema set aside, one JSON Lines file per source
+    /// file.
+    #[serde(default = "defaults::rejected")]
+    pub rejected: String,
     /// The lease and the attempt counts live under this prefix.
     #[serde(default = "defaults::state")]
     pub state: String,
@@ -329,6 +333,66 @@ pub struct LoadSpec {
     pub columns: Option<Vec<String>>,
     /// The config's `[limits]`, carried with the batch to the worker.
     pub limits: Limits,
+    /// The route's record rules, if it names any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
+}
+
+/// `[route.schema]`: what every record of the route must hold, and what
+/// happens to one that does not.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    /// The rules, by column name.
+    pub columns: BTreeMap<String, ColumnRule>,
+    /// `reject` (the default): a record that breaks a rule goes to
+    /// `rejected/<path>.jsonl` with its line and reason, and the file's
+    /// valid records load. `fail_file`: the first one fails the file, as a
+    /// malformed row does.
+    #[serde(default)]
+    pub on_invalid: OnInvalid,
+    /// More rejected records than this fail the file (as Redshift's
+    /// MAXERROR): a file that is mostly wrong is not half-loaded. Also
+    /// what bounds the rejects kept in memory.
+    #[serde(default = "defaults::max_rejected")]
+    pub max_rejected: u64,
+}
+
+/// One column's rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnRule {
+    /// The value's type, when present.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ColumnType>,
+    /// NULL (or absent) is refused.
+    #[serde(default)]
+    pub required: bool,
+    /// The only values allowed, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    String,
+    /// A whole number that fits 64 bits.
+    Integer,
+    /// A decimal number.
+    Number,
+    /// `true` or `false`.
+    Boolean,
+    /// RFC 3339: `2026-11-24T03:00:00Z`.
+    Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    #[default]
+    Reject,
+    FailFile,
 }
 
 /// One `[[route]]`. Its reading options repeat [`LoadSpec`]'s fields
@@ -351,6 +415,10 @@ pub struct RouteConfig {
     pub csv: CsvOptions,
     #[serde(default)]
     pub columns: Option<Vec<String>>,
+    /// Record rules (`[route.schema]`), for the destinations s3loader
+    /// streams rows into (PostgreSQL, SQLite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
 }
 
 impl RouteConfig {
@@ -362,11 +430,20 @@ impl RouteConfig {
             csv: self.csv.clone(),
             columns: self.columns.clone(),
             limits: Limits::default(),
+            schema: self.schema.clone(),
         }
     }
 }
 
 mod defaults {
+    pub fn rejected() -> String {
+        "rejected/".into()
+    }
+
+    pub fn max_rejected() -> u64 {
+        1000
+    }
+
     pub fn incoming() -> String {
         "incoming/".into()
     }
@@ -719,6 +796,23 @@ impl RouteConfig {
                 ),
             ));
         }
+        if let Some(schema) = &self.schema {
+            if matches!(
+                dest,
+                DestinationConfig::Redshift(_) | DestinationConfig::Dynamodb { .. }
+            ) {
+                return Err(Error::config(
+                    field("schema"),
+                    format!(
+                        "record rules need a destination s3loader streams rows into (postgres, sqlite); {:?} reads the files itself",
+                        self.destination
+                    ),
+                ));
+            }
+            if schema.columns.is_empty() {
+                return Err(Error::config(field("schema.columns"), "names no column"));
+            }
+        }
         let csv = &self.csv;
         if !csv.delimiter.is_ascii() || !csv.quote.is_ascii() || csv.delimiter == csv.quote {
             return Err(Error::config(
@@ -906,10 +1000,48 @@ mod tests {
                 "csv = { null = \"\\\\N\" }",
                 "route[0].csv: for a redshift destination",
             ),
+            (
+                format!("workgroup = \"w\"\n{role}"),
+                "[route.schema.columns.id]\ntype = \"integer\"",
+                "route[0].schema: record rules need a destination s3loader streams rows into",
+            ),
         ] {
             let got = err_field(&with(&dest, route));
             assert!(got.starts_with(want), "{got}");
         }
+    }
+
+    #[test]
+    fn a_route_schema_reads_as_written_and_refuses_what_it_cannot_mean() {
+        let base =
+            "[source]\nurl = \"dir:b\"\n[destinations.wh]\nkind = \"sqlite\"\npath = \"w.db\"\n\
+                    [[route]]\npattern = \"**\"\ndestination = \"wh\"\ntable = \"t\"\n";
+        let c = Config::from_toml(&format!(
+            "{base}[route.schema]\non_invalid = \"fail_file\"\n\
+             [route.schema.columns.id]\ntype = \"integer\"\nrequired = true\n\
+             [route.schema.columns.kind]\nallowed = [\"a\", \"b\"]\n"
+        ))
+        .unwrap();
+        let schema = c.routes[0].spec().schema.unwrap();
+        assert_eq!(schema.on_invalid, OnInvalid::FailFile);
+        assert_eq!(schema.max_rejected, 1000, "the default");
+        assert_eq!(schema.columns["id"].kind, Some(ColumnType::Integer));
+        assert!(schema.columns["id"].required);
+        assert_eq!(
+            schema.columns["kind"].allowed.as_deref().unwrap(),
+            ["a", "b"]
+        );
+        assert!(
+            err_field(&format!("{base}[route.schema]\ncolumns = {{}}\n"))
+                .starts_with("route[0].schema.columns: names no column")
+        );
+        let typo = Config::from_toml(&format!(
+            "{base}[route.schema.columns.id]\ntype = \"int\"\n"
+        ));
+        assert!(
+            typo.is_err(),
+            "an unknown type is an error, not a string column"
+        );
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub struct FileTask {
     /// index) takes it from here rather than guessing.
     #[serde(default)]
     pub processed_key: String,
+    /// Where the records the route's schema sets aside go:
+    /// `rejected/<path>.jsonl`, as the layout names it.
+    #[serde(default)]
+    pub rejected_key: String,
 }
 
 /// Whose fault a failure is. Only [`Cause::File`] counts against a file's
@@ -70,8 +74,14 @@ pub enum Cause {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// The rows and the ledger entry are committed.
-    Loaded { rows: u64, bytes: u64 },
+    /// The rows and the ledger entry are committed; `rejected` records
+    /// were set aside by the route's schema (in `rejected/`).
+    Loaded {
+        rows: u64,
+        bytes: u64,
+        #[serde(default)]
+        rejected: u64,
+    },
     /// The ledger already holds this (key, ETag): nothing was written.
     AlreadyLoaded,
     /// Nothing of the file is committed.
@@ -185,6 +195,7 @@ mod tests {
             size: 1,
             spec: LoadSpec::default(),
             processed_key: String::new(),
+            rejected_key: String::new(),
         };
         Batch {
             id: "b1".into(),
@@ -210,7 +221,11 @@ mod tests {
                 FileOutcome {
                     key: "b".into(),
                     etag: "\"e\"".into(),
-                    outcome: Outcome::Loaded { rows: 3, bytes: 1 },
+                    outcome: Outcome::Loaded {
+                        rows: 3,
+                        bytes: 1,
+                        rejected: 0,
+                    },
                 },
             ],
         };
@@ -224,6 +239,13 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(got.files[1].outcome, Outcome::Loaded { rows: 3, bytes: 1 });
+        assert_eq!(
+            got.files[1].outcome,
+            Outcome::Loaded {
+                rows: 3,
+                bytes: 1,
+                rejected: 0
+            }
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! processed/<path>              loaded files
 //! failed/<path>                 permanently failed files
 //! errors/<failed path>.json     one report per failure
+//! rejected/<path>.jsonl         records a route's schema set aside
 //! _s3loader/<name>              the lease, attempt counts, the list cursor
 //! ```
 //!
@@ -87,6 +88,11 @@ impl SourceConfig {
     /// `_s3loader/<name>`: the scheduler's own objects.
     pub fn state_key(&self, name: &str) -> String {
         format!("{}{name}", self.state)
+    }
+
+    /// Where the records a route's schema sets aside go: `rejected/<path>.jsonl`.
+    pub fn rejected_key(&self, key: &str) -> String {
+        fit(format!("{}{}.jsonl", self.rejected, self.relative(key)))
     }
 
     /// Where `processed/<path>` goes back to on a replay at `at`:

@@ -26,6 +26,8 @@ pub struct TickMetrics {
     pub files_failed: u64,
     pub files_retried: u64,
     pub rows_loaded: u64,
+    /// Records the routes' schemas set aside, in `rejected/`.
+    pub rows_rejected: u64,
     pub bytes_loaded: u64,
     pub tick_duration_ms: u64,
     /// Files held in `incoming/` by an outage of their destination or of
@@ -300,6 +302,7 @@ mod tests {
                 "FilesFailed",
                 "FilesRetried",
                 "RowsLoaded",
+                "RowsRejected",
                 "BytesLoaded",
                 "TickDurationMs",
                 "DestinationErrors",

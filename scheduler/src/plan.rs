@@ -41,6 +41,7 @@ pub fn plan(
         let solo = if alone(&meta) { n + 1 } else { 0 };
         let task = FileTask {
             processed_key: source.processed_key(&meta.key),
+            rejected_key: source.rejected_key(&meta.key),
             key: meta.key,
             etag: meta.etag,
             size: meta.size,

@@ -90,6 +90,10 @@ pub struct TickReport {
     /// Files passed over because their moves keep failing.
     pub stuck: u64,
     pub rows: u64,
+    /// Records the routes' schemas set aside (in `rejected/`) from the
+    /// files loaded.
+    #[serde(default)]
+    pub rejected: u64,
     pub bytes: u64,
     /// Where the time went: listing; loading (from the first dispatch until
     /// the last batch returned; moves run meanwhile); and the moves still
@@ -149,6 +153,7 @@ impl TickReport {
             unavailable: Default::default(),
             stuck: 0,
             rows: 0,
+            rejected: 0,
             bytes: 0,
             list_ms: 0,
             load_ms: 0,
@@ -250,9 +255,14 @@ impl fmt::Display for TickReport {
         }
         writeln!(
             f,
-            "  => {} loaded ({} rows), {} already loaded, {} failed, {} to retry, {} deferred, {} move errors{}",
+            "  => {} loaded ({} rows{}), {} already loaded, {} failed, {} to retry, {} deferred, {} move errors{}",
             self.loaded,
             self.rows,
+            if self.rejected > 0 {
+                format!(", {} records rejected", self.rejected)
+            } else {
+                String::new()
+            },
             self.already_loaded,
             self.failed,
             self.retried,

@@ -66,7 +66,7 @@ struct Origin {
 /// What the tick decided for a file whose dispatch is over.
 enum Disposition {
     /// Loaded now or before: to `processed/`.
-    Done { rows: Option<u64> },
+    Done { rows: Option<u64>, rejected: u64 },
     /// To `failed/`, with a report.
     Fail {
         reason: String,
@@ -76,7 +76,7 @@ enum Disposition {
     /// Its attempts are used up, but its last outcome is uncertain (a lost
     /// answer, a dead worker): ask the ledger before failing it.
     Verify {
-        task: FileTask,
+        task: Box<FileTask>,
         reason: String,
         attempts: u32,
         origin: Origin,
@@ -491,17 +491,28 @@ impl Scheduler {
             .map(|(f, task)| {
                 let meta = by_key[&f.key].clone();
                 let d = match f.outcome {
-                    Outcome::Loaded { rows, bytes } => {
+                    Outcome::Loaded {
+                        rows,
+                        bytes,
+                        rejected,
+                    } => {
                         let born = created.get(&meta.key).unwrap_or(&meta.last_modified);
                         latencies.push((Utc::now() - *born).num_milliseconds().max(0) as u64);
                         report.loaded += 1;
                         report.rows += rows;
                         report.bytes += bytes;
-                        Disposition::Done { rows: Some(rows) }
+                        report.rejected += rejected;
+                        Disposition::Done {
+                            rows: Some(rows),
+                            rejected,
+                        }
                     }
                     Outcome::AlreadyLoaded => {
                         report.already_loaded += 1;
-                        Disposition::Done { rows: None }
+                        Disposition::Done {
+                            rows: None,
+                            rejected: 0,
+                        }
                     }
                     // An outage: nothing counts, and the destination gets
                     // no more batches this tick.
@@ -567,7 +578,7 @@ impl Scheduler {
                             };
                             if n >= max {
                                 Disposition::Verify {
-                                    task: task.clone(),
+                                    task: Box::new(task.clone()),
                                     reason: format!(
                                         "gave up after {n} attempts; last error: {reason}"
                                     ),
@@ -601,7 +612,7 @@ impl Scheduler {
     /// fact loaded: a check-only batch through the same fanout.
     async fn verify(
         &self,
-        task: FileTask,
+        task: Box<FileTask>,
         reason: String,
         attempts: u32,
         origin: Origin,
@@ -610,13 +621,16 @@ impl Scheduler {
             id: format!("{}-check", origin.batch_id),
             destination: origin.destination.clone(),
             table: origin.table.clone(),
-            files: vec![task],
+            files: vec![*task],
             check_only: true,
             deadline: None,
         };
         let outcome = check.reconcile(self.fanout.dispatch(check.clone()).await);
         match outcome.files.into_iter().next().map(|f| f.outcome) {
-            Some(Outcome::AlreadyLoaded) => Disposition::Done { rows: None },
+            Some(Outcome::AlreadyLoaded) => Disposition::Done {
+                rows: None,
+                rejected: 0,
+            },
             Some(Outcome::Failed {
                 cause: Cause::File, ..
             }) => Disposition::Fail {
@@ -680,14 +694,21 @@ impl Scheduler {
                 Some(reason),
                 None,
             ),
-            Disposition::Done { rows } => {
+            Disposition::Done { rows, rejected } => {
                 let result = if rows.is_some() {
                     FileResult::Loaded
                 } else {
                     FileResult::AlreadyLoaded
                 };
+                // The rejects are not a failure: said where they went.
+                let rejects = (rejected > 0).then(|| {
+                    format!(
+                        "{rejected} record(s) broke the route's schema; set aside in {}",
+                        src.rejected_key(&meta.key)
+                    )
+                });
                 match archive(&*self.store, &meta, &src.processed_key(&meta.key)).await {
-                    Ok(to) => line(result, rows, None, None, Some(to)),
+                    Ok(to) => line(result, rows, None, rejects, Some(to)),
                     Err(loader::Error::Precondition { key, .. }) if key == meta.key => {
                         // Moved by another tick, or replaced by a new version
                         // (which stays for the next tick).
@@ -830,6 +851,7 @@ impl Scheduler {
             files_failed: report.failed,
             files_retried: report.retried,
             rows_loaded: report.rows,
+            rows_rejected: report.rejected,
             bytes_loaded: report.bytes,
             tick_duration_ms: report.duration_ms,
             destination_errors: report.destination_errors,

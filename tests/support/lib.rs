@@ -410,6 +410,7 @@ pub async fn file_task(store: &dyn ObjectStore, key: &str) -> loader::contract::
         size: meta.size,
         spec: Default::default(),
         processed_key: String::new(),
+        rejected_key: String::new(),
     }
 }
 

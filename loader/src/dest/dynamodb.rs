@@ -156,6 +156,7 @@ impl Destination for Dynamodb {
                 Ok(rows) => Outcome::Loaded {
                     rows,
                     bytes: file.size,
+                    rejected: 0,
                 },
                 // The table is missing, access denied, throttled for good:
                 // the rest of the batch would fare no better. (Files still

@@ -54,6 +54,7 @@ use tokio::runtime::Handle;
 use crate::config::{DestinationConfig, SourceConfig};
 use crate::contract::{Batch, BatchOutcome, Cause, FileOutcome, FileTask, Outcome};
 use crate::error::Result;
+use crate::format::validate::{Rejections, Validating};
 use crate::format::{self, RecordReader};
 use crate::store::ObjectStore;
 
@@ -196,11 +197,44 @@ pub(crate) fn open_records(
     store: &Arc<dyn ObjectStore>,
     file: &FileTask,
     handle: &Handle,
-) -> Result<Box<dyn RecordReader>> {
+) -> Result<(Box<dyn RecordReader>, Rejections)> {
     let object = handle.block_on(store.get(&file.key, Some(&file.etag)))?;
     let compression = format::compression_for(&file.key, file.spec.compression, &object.content);
     let body = tokio_util::io::SyncIoBridge::new_with_handle(object.body, handle.clone());
-    format::open_as(body, &file.key, &file.spec, compression)
+    let records = format::open_as(body, &file.key, &file.spec, compression)?;
+    Ok(match &file.spec.schema {
+        Some(schema) => {
+            let (checked, rejections) = Validating::new(records, &file.key, schema);
+            (Box::new(checked), rejections)
+        }
+        None => (records, Rejections::default()),
+    })
+}
+
+/// Writes the records `file`'s schema set aside to its `rejected/` key
+/// (ours to overwrite: a reload writes the same ones), and says how many.
+/// Called before the file's commit.
+pub(crate) async fn put_rejected(
+    store: &dyn ObjectStore,
+    file: &FileTask,
+    rejections: &Rejections,
+) -> Result<u64> {
+    let Some(body) = rejections.jsonl() else {
+        return Ok(0);
+    };
+    let key = if file.rejected_key.is_empty() {
+        format!("rejected/{}.jsonl", file.key)
+    } else {
+        file.rejected_key.clone()
+    };
+    store
+        .put(
+            &key,
+            bytes::Bytes::from(body),
+            crate::store::PutMode::Overwrite,
+        )
+        .await?;
+    Ok(rejections.count())
 }
 
 /// The transaction did not commit: what we thought loaded did not.

@@ -21,11 +21,12 @@ use tokio_postgres::{Client, GenericClient};
 use super::pg_secret::SecretRef;
 use super::pg_tls::Prepared;
 use super::{
-    column_list, open_records, quote_table, uncommit, Destination, HistoryQuery, LedgerEntry,
-    LEDGER_TABLE,
+    column_list, open_records, put_rejected, quote_table, uncommit, Destination, HistoryQuery,
+    LedgerEntry, LEDGER_TABLE,
 };
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
+use crate::format::validate::Rejections;
 use crate::format::Row;
 use crate::store::ObjectStore;
 
@@ -72,7 +73,8 @@ enum Source {
 enum Msg {
     Columns(Vec<String>),
     Chunk(Bytes),
-    Done(u64),
+    /// The rows read, and the records the route's schema set aside.
+    Done(u64, Rejections),
     Failed(Error),
 }
 
@@ -211,7 +213,8 @@ impl Postgres {
                          batch_id   TEXT NOT NULL,
                          loaded_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
                          PRIMARY KEY (object_key, etag)
-                     )"
+                     );
+                     ALTER TABLE {LEDGER_TABLE} ADD COLUMN IF NOT EXISTS rejected BIGINT NOT NULL DEFAULT 0"
                 );
                 // Two workers creating the table at once: one loses with a
                 // unique violation on the catalog or "already exists"; the
@@ -220,7 +223,7 @@ impl Postgres {
                 match client.batch_execute(&ddl).await {
                     Err(e)
                         if e.code()
-                            .is_some_and(|c| matches!(c.code(), "23505" | "42P07")) =>
+                            .is_some_and(|c| matches!(c.code(), "23505" | "42P07" | "42701")) =>
                     {
                         Ok(())
                     }
@@ -277,8 +280,8 @@ impl Postgres {
         // Parsed once per batch, not once per file.
         let ledger_insert = tx
             .prepare(&format!(
-                "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id)
-                 VALUES ($1, $2, $3, $4, $5)"
+                "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id, rejected)
+                 VALUES ($1, $2, $3, $4, $5, $6)"
             ))
             .await
             .map_err(|e| self.error("prepare ledger insert", e))?;
@@ -310,16 +313,17 @@ impl Postgres {
                 .await
                 .map_err(|e| self.error("savepoint", e))?;
             let outcome = match self
-                .load_file(&sp, batch, file, reading, &ledger_insert)
+                .load_file(&sp, batch, file, reading, &ledger_insert, &*store)
                 .await
             {
-                Ok(rows) => {
+                Ok((rows, rejected)) => {
                     sp.commit()
                         .await
                         .map_err(|e| self.error("release savepoint", e))?;
                     Outcome::Loaded {
                         rows,
                         bytes: file.size,
+                        rejected,
                     }
                 }
                 Err(LoadError::AlreadyLoaded) => {
@@ -360,7 +364,8 @@ impl Postgres {
         file: &FileTask,
         reading: Reading,
         ledger_insert: &tokio_postgres::Statement,
-    ) -> Result<u64, LoadError> {
+        store: &dyn ObjectStore,
+    ) -> Result<(u64, u64), LoadError> {
         let Reading { mut recv, producer } = reading;
         let columns = match recv.recv().await {
             Some(Msg::Columns(c)) => c,
@@ -368,11 +373,14 @@ impl Postgres {
             _ => return Err(worker_gone(&file.key).into()),
         };
         let mut rows = 0;
+        let mut rejections = Rejections::default();
         if columns.is_empty() {
             // An empty file: nothing to COPY, but the ledger still records it.
             while let Some(msg) = recv.recv().await {
-                if let Msg::Failed(e) = msg {
-                    return Err(e.into());
+                match msg {
+                    Msg::Failed(e) => return Err(e.into()),
+                    Msg::Done(_, r) => rejections = r,
+                    _ => {}
                 }
             }
         } else {
@@ -390,8 +398,9 @@ impl Postgres {
             loop {
                 match recv.recv().await {
                     Some(Msg::Chunk(b)) => sink.send(b).await.map_err(|e| self.error(&what, e))?,
-                    Some(Msg::Done(n)) => {
+                    Some(Msg::Done(n, r)) => {
                         rows = n;
+                        rejections = r;
                         break;
                     }
                     // Returning drops the sink unfinished, which aborts the
@@ -406,6 +415,9 @@ impl Postgres {
                 .map_err(|e| self.error(&what, e))?;
         }
         let _ = producer.await;
+        // Before the commit: a reload after a failed commit writes the same
+        // rejects again, and a committed file always has them.
+        let rejected = put_rejected(store, file, &rejections).await?;
         let inserted = tx
             .execute(
                 ledger_insert,
@@ -415,11 +427,12 @@ impl Postgres {
                     &batch.table,
                     &(rows as i64),
                     &batch.id,
+                    &(rejected as i64),
                 ],
             )
             .await;
         match inserted {
-            Ok(_) => Ok(rows),
+            Ok(_) => Ok((rows, rejected)),
             // Another worker committed the same (key, ETag) while we loaded:
             // ours rolls back, theirs stands.
             Err(e) if e.code().is_some_and(|c| c.code() == "23505") => {
@@ -473,7 +486,7 @@ fn produce(
     handle: &Handle,
     send: &mpsc::Sender<Msg>,
 ) {
-    let mut records = match open_records(store, file, handle) {
+    let (mut records, rejections) = match open_records(store, file, handle) {
         Ok(r) => r,
         Err(e) => {
             let _ = send.blocking_send(Msg::Failed(e));
@@ -513,7 +526,7 @@ fn produce(
     if !buf.is_empty() && send.blocking_send(Msg::Chunk(buf.freeze())).is_err() {
         return;
     }
-    let _ = send.blocking_send(Msg::Done(rows));
+    let _ = send.blocking_send(Msg::Done(rows, rejections));
 }
 
 /// COPY's text format: tab-separated, `\N` for NULL, backslash escapes.

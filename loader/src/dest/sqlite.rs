@@ -14,8 +14,8 @@ use rusqlite::{params, params_from_iter, Connection, ErrorCode, TransactionBehav
 use tokio::runtime::Handle;
 
 use super::{
-    column_list, open_records, quote_table, uncommit, Destination, HistoryQuery, LedgerEntry,
-    LEDGER_TABLE,
+    column_list, open_records, put_rejected, quote_table, uncommit, Destination, HistoryQuery,
+    LedgerEntry, LEDGER_TABLE,
 };
 use crate::contract::{Batch, BatchOutcome, Cause, FileTask, Outcome};
 use crate::error::{chain, Error, Result};
@@ -102,6 +102,7 @@ impl Sqlite {
                  rows       INTEGER NOT NULL,
                  batch_id   TEXT NOT NULL,
                  loaded_at  TEXT NOT NULL,
+                 rejected   INTEGER NOT NULL DEFAULT 0,
                  PRIMARY KEY (object_key, etag)
              );
              COMMIT;"
@@ -113,7 +114,7 @@ impl Sqlite {
         let mut pause = std::time::Duration::from_millis(5);
         loop {
             match conn.execute_batch(&prepare) {
-                Ok(()) => return Ok(conn),
+                Ok(()) => return self.migrate(conn),
                 Err(e)
                     if matches!(
                         e.sqlite_error_code(),
@@ -128,6 +129,31 @@ impl Sqlite {
                 Err(e) => return Err(self.error("prepare ledger", e)),
             }
         }
+    }
+
+    /// Ledgers written before rows could be rejected get the `rejected`
+    /// column (0 for their rows).
+    fn migrate(&self, conn: Connection) -> Result<Connection> {
+        let has: bool = conn
+            .query_row(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM pragma_table_info('{LEDGER_TABLE}') WHERE name = 'rejected')"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.error("prepare ledger", e))?;
+        if !has {
+            match conn.execute_batch(&format!(
+                "ALTER TABLE {LEDGER_TABLE} ADD COLUMN rejected INTEGER NOT NULL DEFAULT 0"
+            )) {
+                // Another connection added it first.
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                Err(e) => return Err(self.error("prepare ledger", e)),
+                Ok(()) => {}
+            }
+        }
+        Ok(conn)
     }
 
     fn load_blocking(
@@ -193,7 +219,7 @@ impl Sqlite {
         }
         // Dropping the savepoint without commit rolls the file back alone.
         let sp = tx.savepoint().map_err(|e| self.error("savepoint", e))?;
-        let mut records = open_records(store, file, handle)?;
+        let (mut records, rejections) = open_records(store, file, handle)?;
         let table = quote_table(&batch.table);
         let mut rows = 0u64;
         if !records.columns().is_empty() {
@@ -228,12 +254,15 @@ impl Sqlite {
         } else {
             while records.next_row(&mut Row::new())? {}
         }
+        // Before the commit: a reload after a failed commit writes the
+        // same rejects again, and a committed file always has them.
+        let rejected = handle.block_on(put_rejected(&**store, file, &rejections))?;
         sp.execute(
             &format!(
-                "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id, loaded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+                "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id, loaded_at, rejected)
+                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?6)"
             ),
-            params![file.key, file.etag, batch.table, rows as i64, batch.id],
+            params![file.key, file.etag, batch.table, rows as i64, batch.id, rejected as i64],
         )
         .map_err(|e| self.error("ledger insert", e))?;
         sp.commit()
@@ -241,6 +270,7 @@ impl Sqlite {
         Ok(Outcome::Loaded {
             rows,
             bytes: file.size,
+            rejected,
         })
     }
 }
@@ -323,6 +353,33 @@ impl Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ledger written before records could be rejected gets the column,
+    /// its rows counted 0, and opening it again changes nothing.
+    #[test]
+    fn an_older_ledger_gains_the_rejected_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&format!(
+            "CREATE TABLE {LEDGER_TABLE} (object_key TEXT NOT NULL, etag TEXT NOT NULL,
+                 table_name TEXT NOT NULL, rows INTEGER NOT NULL, batch_id TEXT NOT NULL,
+                 loaded_at TEXT NOT NULL, PRIMARY KEY (object_key, etag));
+             INSERT INTO {LEDGER_TABLE} VALUES ('incoming/a.csv', 'e', 't', 3, 'b', '2026-11-01T00:00:00.000Z');"
+        ))
+        .unwrap();
+        drop(old);
+        let dest = Sqlite::new("wh", &path);
+        for _ in 0..2 {
+            let conn = dest.open().unwrap();
+            let rejected: i64 = conn
+                .query_row(&format!("SELECT rejected FROM {LEDGER_TABLE}"), [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(rejected, 0);
+        }
+    }
 
     /// Workers with connections of their own opening one fresh database
     /// at once: each must get it. (Two of them switching a new file to WAL

@@ -41,6 +41,8 @@ pub(super) struct CsvRecords<R> {
     max_record: usize,
     /// The physical line the next byte is on (1-based).
     line: u64,
+    /// The line the last record started on.
+    last: u64,
     /// A `\r` ended the last record: skip one `\n` right after it.
     skip_lf: bool,
     /// The current record's field bytes, end offsets and quotedness.
@@ -76,6 +78,7 @@ impl<R: BufRead + Send> CsvRecords<R> {
             ctx,
             max_record: usize::try_from(spec.limits.max_record_bytes).unwrap_or(usize::MAX),
             line: 1,
+            last: 0,
             skip_lf: false,
             buf: Vec::new(),
             ends: Vec::new(),
@@ -288,10 +291,17 @@ impl<R: BufRead + Send> RecordReader for CsvRecords<R> {
         &self.columns
     }
 
+    // The line the last record *started* on: `self.line` has moved past it.
+    #[allow(clippy::misnamed_getters)]
+    fn line(&self) -> u64 {
+        self.last
+    }
+
     fn next_row(&mut self, row: &mut Row) -> Result<bool> {
         let Some(line) = self.read_record()? else {
             return Ok(false);
         };
+        self.last = line;
         if self.ends.len() != self.columns.len() {
             return Err(self.ctx.format(
                 line,

@@ -110,6 +110,10 @@ impl<R: BufRead + Send> RecordReader for JsonlRecords<R> {
         &self.columns
     }
 
+    fn line(&self) -> u64 {
+        self.line
+    }
+
     fn next_row(&mut self, row: &mut Row) -> Result<bool> {
         let object = match self.pending.take() {
             Some(o) => o,

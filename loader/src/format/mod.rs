@@ -12,6 +12,7 @@ mod csv;
 mod jsonl;
 #[cfg(feature = "netcdf")]
 pub mod netcdf;
+pub mod validate;
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,12 @@ pub trait RecordReader: Send {
 
     /// Reads the next row into `row`; `Ok(false)` at the end.
     fn next_row(&mut self, row: &mut Row) -> Result<bool>;
+
+    /// The physical line the last row read starts on (1-based); 0 where
+    /// lines mean nothing.
+    fn line(&self) -> u64 {
+        0
+    }
 }
 
 const BUFFER: usize = 256 * 1024;

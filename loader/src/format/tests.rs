@@ -298,6 +298,7 @@ mod arbitrary_bytes {
                 max_decompressed_bytes: 1 << 20,
                 ..Limits::default()
             },
+            schema: None,
         }
     }
 
@@ -434,4 +435,147 @@ fn the_headers_name_the_compression_before_the_key_does() {
         Compression::None,
         "a configured compression is not second-guessed"
     );
+}
+
+mod schema {
+    use super::*;
+    use crate::config::{ColumnRule, ColumnType, OnInvalid, Schema};
+    use crate::format::validate::Validating;
+
+    fn schema(on_invalid: OnInvalid, max_rejected: u64) -> Schema {
+        let rule = |kind, required, allowed: Option<&[&str]>| ColumnRule {
+            kind,
+            required,
+            allowed: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
+        };
+        Schema {
+            columns: [
+                ("id".to_owned(), rule(Some(ColumnType::Integer), true, None)),
+                ("kind".to_owned(), rule(None, false, Some(&["a", "b"]))),
+                (
+                    "at".to_owned(),
+                    rule(Some(ColumnType::Timestamp), false, None),
+                ),
+                (
+                    "ok".to_owned(),
+                    rule(Some(ColumnType::Boolean), false, None),
+                ),
+                (
+                    "amount".to_owned(),
+                    rule(Some(ColumnType::Number), false, None),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            on_invalid,
+            max_rejected,
+        }
+    }
+
+    const FILE: &str = "id,kind,at,ok,amount\n\
+        1,a,2026-11-24T03:00:00Z,true,1.50\n\
+        x,a,,,\n\
+        3,c,,,\n\
+        \n\
+        4,b,yesterday,,\n\
+        5,b,,maybe,\n\
+        6,a,,,1e400\n\
+        ,a,,,\n\
+        8,\"b\",,false,-2\n";
+
+    fn checked(schema: &Schema) -> (Validating, crate::format::validate::Rejections) {
+        let inner = open(
+            Cursor::new(FILE.as_bytes().to_vec()),
+            "in/f.csv",
+            &LoadSpec::default(),
+        )
+        .unwrap();
+        Validating::new(inner, "in/f.csv", schema)
+    }
+
+    #[test]
+    fn records_that_break_the_schema_are_set_aside_with_line_and_reason() {
+        let (mut r, rejections) = checked(&schema(OnInvalid::Reject, 100));
+        let mut kept = Vec::new();
+        let mut row = Row::new();
+        while r.next_row(&mut row).unwrap() {
+            kept.push(row[0].clone().unwrap());
+        }
+        assert_eq!(kept, ["1", "8"], "only the valid records pass");
+        assert_eq!(rejections.count(), 6);
+        let lines: Vec<serde_json::Value> = String::from_utf8(rejections.jsonl().unwrap())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let at: Vec<(u64, &str)> = lines
+            .iter()
+            .map(|l| (l["line"].as_u64().unwrap(), l["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(at[0], (3, "column \"id\": \"x\" is not an integer"));
+        assert_eq!(
+            at[1],
+            (
+                4,
+                "column \"kind\": \"c\" is not one of the allowed values (a, b)"
+            )
+        );
+        assert_eq!(at[2].0, 6, "the blank line counts: {at:?}");
+        assert!(at[2].1.contains("RFC 3339"), "{at:?}");
+        assert!(at[3].1.contains("\"maybe\" is not true or false"), "{at:?}");
+        assert!(at[4].1.contains("\"1e400\" is not a number"), "{at:?}");
+        assert_eq!(at[5], (9, "column \"id\" is required and is null"));
+        assert_eq!(lines[0]["record"]["id"], "x", "the record as read");
+        assert!(lines[0]["record"]["at"].is_null());
+    }
+
+    #[test]
+    fn fail_file_fails_on_the_first_and_max_rejected_bounds_the_rest() {
+        let drain = |schema: Schema| {
+            let (mut r, _) = checked(&schema);
+            let mut row = Row::new();
+            loop {
+                match r.next_row(&mut row) {
+                    Ok(true) => continue,
+                    Ok(false) => return None,
+                    Err(e) => return Some(e.to_string()),
+                }
+            }
+        };
+        let e = drain(schema(OnInvalid::FailFile, 100)).unwrap();
+        assert!(
+            e.contains("in/f.csv") && e.contains("line 3: column \"id\""),
+            "{e}"
+        );
+        let e = drain(schema(OnInvalid::Reject, 2)).unwrap();
+        assert!(
+            e.contains("more than max_rejected (2)") && e.contains("line 6"),
+            "{e}"
+        );
+        assert_eq!(
+            drain(schema(OnInvalid::Reject, 6)),
+            None,
+            "6 rejects are allowed"
+        );
+    }
+
+    #[test]
+    fn a_required_column_the_file_lacks_rejects_every_record() {
+        let mut s = schema(OnInvalid::Reject, 100);
+        s.columns.insert(
+            "tenant".into(),
+            ColumnRule {
+                required: true,
+                ..ColumnRule::default()
+            },
+        );
+        let (mut r, rejections) = checked(&s);
+        while r.next_row(&mut Row::new()).unwrap() {}
+        assert_eq!(rejections.count(), 8);
+        let text = String::from_utf8(rejections.jsonl().unwrap()).unwrap();
+        assert!(
+            text.contains("column \\\"tenant\\\" is required and the file has no such column"),
+            "{text}"
+        );
+    }
 }

@@ -401,6 +401,7 @@ impl Redshift {
                         Outcome::Loaded {
                             rows: lines.get(&uri(&f)).copied().unwrap_or(0),
                             bytes: f.size,
+                            rejected: 0,
                         }
                     } else {
                         Outcome::Failed {

@@ -364,6 +364,7 @@ mod tests {
             size: 10,
             spec: spec.clone(),
             processed_key: String::new(),
+            rejected_key: String::new(),
         }
     }
 
