@@ -965,6 +965,37 @@ async fn invalid_records_are_set_aside_and_the_rest_load_once(w: Setup) {
     assert_eq!(counted, 2);
 }
 
+/// A PostgreSQL ledger from before rejects were counted gains the column
+/// on first use (its rows counted 0) and keeps loading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_postgres_ledger_gains_the_rejected_column() {
+    let old = "CREATE TABLE s3loader_ledger (object_key TEXT NOT NULL, etag TEXT NOT NULL,
+                   table_name TEXT NOT NULL, rows BIGINT NOT NULL, batch_id TEXT NOT NULL,
+                   loaded_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (object_key, etag));
+               INSERT INTO s3loader_ledger VALUES ('incoming/old.csv', 'e', 'orders', 1, 'b', now());";
+    let (url, pg) = pg_with(&format!("{ORDERS_DDL} {old}")).await;
+    let store = arc(seaweedfs().await);
+    put(
+        &*store,
+        "incoming/orders/new.csv",
+        "id,customer,amount,ordered_at\n1,a,1,2026-11-24T00:00:00Z\n",
+    )
+    .await;
+    let report = scheduler(config(&pg_destination(&url), ""), store)
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!(report.loaded, 1, "{report}");
+    assert_eq!(
+        pg_count(
+            &pg,
+            "SELECT count(*) FROM s3loader_ledger WHERE rejected = 0"
+        )
+        .await,
+        2
+    );
+}
+
 /// Record rules on the destinations that take them.
 mod schema {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

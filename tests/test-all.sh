@@ -10,6 +10,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 tests/install-deps.sh
+# The shared cache grows by a clone's worth of test binaries each run.
+tests/prune-cache.sh
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings" >&2

@@ -212,10 +212,21 @@ impl Postgres {
                          rows       BIGINT NOT NULL,
                          batch_id   TEXT NOT NULL,
                          loaded_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+                         rejected   BIGINT NOT NULL DEFAULT 0,
                          PRIMARY KEY (object_key, etag)
                      );
-                     ALTER TABLE {LEDGER_TABLE} ADD COLUMN IF NOT EXISTS rejected BIGINT NOT NULL DEFAULT 0"
+                     DO $$ BEGIN
+                         IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                                        WHERE attrelid = '{LEDGER_TABLE}'::regclass
+                                          AND attname = 'rejected' AND NOT attisdropped) THEN
+                             ALTER TABLE {LEDGER_TABLE} ADD COLUMN IF NOT EXISTS rejected BIGINT NOT NULL DEFAULT 0;
+                         END IF;
+                     END $$"
                 );
+                // A ledger from before rejects were counted gains the column
+                // once. The ALTER is asked only then: it takes an exclusive
+                // lock, which would wait behind every load in flight (and
+                // hold up the loads behind it) on each cold start.
                 // Two workers creating the table at once: one loses with a
                 // unique violation on the catalog or "already exists"; the
                 // table is there. Any other failure is not the files' fault,

@@ -524,6 +524,16 @@ mod schema {
         assert!(at[2].1.contains("RFC 3339"), "{at:?}");
         assert!(at[3].1.contains("\"maybe\" is not true or false"), "{at:?}");
         assert!(at[4].1.contains("\"1e400\" is not a number"), "{at:?}");
+        for (v, number) in [
+            ("1.5", true),
+            ("-2", true),
+            ("1e5", true),
+            ("NaN", false),
+            ("inf", false),
+            ("1,5", false),
+        ] {
+            assert_eq!(super::super::validate::is_number(v), number, "{v}");
+        }
         assert_eq!(at[5], (9, "column \"id\" is required and is null"));
         assert_eq!(lines[0]["record"]["id"], "x", "the record as read");
         assert!(lines[0]["record"]["at"].is_null());

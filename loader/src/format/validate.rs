@@ -185,14 +185,18 @@ impl RecordReader for Validating {
     }
 }
 
+#[cfg(test)]
+pub(crate) fn is_number(v: &str) -> bool {
+    is(ColumnType::Number, v)
+}
+
 fn is(kind: ColumnType, v: &str) -> bool {
     match kind {
         ColumnType::String => true,
         ColumnType::Integer => v.parse::<i64>().is_ok(),
-        ColumnType::Number => {
-            v.parse::<f64>().is_ok_and(f64::is_finite) && !v.contains(['e', 'E', 'i', 'n', 'N'])
-                || v.parse::<i64>().is_ok()
-        }
+        // Decimal or scientific; not inf or NaN (which f64 would take),
+        // nor a value too large to be finite.
+        ColumnType::Number => v.parse::<f64>().is_ok_and(f64::is_finite),
         ColumnType::Boolean => v == "true" || v == "false",
         ColumnType::Timestamp => chrono::DateTime::parse_from_rfc3339(v).is_ok(),
     }
