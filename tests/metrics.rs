@@ -143,11 +143,14 @@ async fn an_event_driven_run_publishes_its_loads_and_latency_and_no_backlog() {
     )
     .await;
     assert_eq!(max, [latency.max_ms as f64]);
+    // TickDurationMs too: the TicksMissing alarm counts its samples, and
+    // notifications must not hide a schedule that stopped.
     for name in [
         "BacklogFiles",
         "OldestFileAgeSeconds",
         "FilesStuck",
         "BacklogComplete",
+        "TickDurationMs",
     ] {
         assert!(
             cloudwatch_stat(

@@ -29,7 +29,10 @@ pub struct TickMetrics {
     /// Records the routes' schemas set aside, in `rejected/`.
     pub rows_rejected: u64,
     pub bytes_loaded: u64,
-    pub tick_duration_ms: u64,
+    /// Ticks only: the TicksMissing alarm counts its samples, so an
+    /// event-driven run must not stand in for a tick that never ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick_duration_ms: Option<u64>,
     /// Files held in `incoming/` by an outage of their destination or of
     /// the source store (counted against no file). Alarmed.
     pub destination_errors: u64,
@@ -60,6 +63,7 @@ impl TickMetrics {
             files_stuck: Some(0),
             backlog_complete: Some(0),
             end_to_end_latency_ms: Some(0),
+            tick_duration_ms: Some(0),
             ..Self::default()
         }
     }
@@ -287,7 +291,7 @@ mod tests {
     fn every_metric_is_published_under_its_name_with_its_unit() {
         let m = TickMetrics {
             backlog_bytes: Some(7),
-            tick_duration_ms: 9,
+            tick_duration_ms: Some(9),
             ..TickMetrics::every()
         };
         let named = m.named();
@@ -322,7 +326,8 @@ mod tests {
                 .iter()
                 .any(|(n, _)| n.starts_with("Backlog")
                     || n == "OldestFileAgeSeconds"
-                    || n == "EndToEndLatencyMs"),
+                    || n == "EndToEndLatencyMs"
+                    || n == "TickDurationMs"),
             "a run without a listing or a load publishes no backlog or latency: {:?}",
             notified.named()
         );

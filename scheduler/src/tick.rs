@@ -853,7 +853,7 @@ impl Scheduler {
             rows_loaded: report.rows,
             rows_rejected: report.rejected,
             bytes_loaded: report.bytes,
-            tick_duration_ms: report.duration_ms,
+            tick_duration_ms: listed.then_some(report.duration_ms),
             destination_errors: report.destination_errors,
             move_errors: report.move_errors,
             files_stuck: listed.then_some(report.stuck),
