@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, "Test"): installs what is missing, checks
-# formatting and lints, validates and scans the SAM template, builds both
-# Lambda packages, starts the local services and runs every test.
+# formatting and lints, validates and scans the SAM template, builds the
+# three Lambda packages, starts the local services and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +27,7 @@ echo "== cargo machete (unused dependencies)" >&2
 cargo machete
 echo "== infra/check.sh (cfn-lint, checkov)" >&2
 infra/check.sh
-echo "== infra/package.sh (both Lambda functions, arm64)" >&2
+echo "== infra/package.sh (the three Lambda functions, arm64)" >&2
 infra/package.sh
 echo "== cargo test (with SeaweedFS, moto and PostgreSQL)" >&2
 log=$(mktemp)
