@@ -1013,6 +1013,232 @@ mod schema {
     }
 }
 
+// --- a table per tenant ---------------------------------------------------
+
+impl Setup {
+    /// Runs `sql` on the warehouse (PostgreSQL behind Redshift's stand-in
+    /// too).
+    async fn exec(&self, sql: &str) {
+        match &self.pg {
+            Some(pg) => pg.batch_execute(sql).await.unwrap(),
+            None => {
+                let db = self._dir.as_ref().unwrap().path().join("wh.db");
+                rusqlite::Connection::open(db)
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap()
+            }
+        }
+    }
+
+    /// The first column of the first row `sql` returns, as an integer; -1
+    /// when the query fails (a table that does not exist).
+    async fn number(&self, sql: &str) -> i64 {
+        match &self.pg {
+            Some(pg) => match pg.query_one(sql, &[]).await {
+                Ok(row) => row.get(0),
+                Err(_) => -1,
+            },
+            None => {
+                let db = self._dir.as_ref().unwrap().path().join("wh.db");
+                rusqlite::Connection::open(db)
+                    .unwrap()
+                    .query_row(sql, [], |r| r.get(0))
+                    .unwrap_or(-1)
+            }
+        }
+    }
+
+    async fn ledger_table(&self, key: &str) -> String {
+        let sql = format!("SELECT table_name FROM s3loader_ledger WHERE object_key = '{key}'");
+        match &self.pg {
+            Some(pg) => pg.query_one(&sql, &[]).await.unwrap().get(0),
+            None => {
+                let db = self._dir.as_ref().unwrap().path().join("wh.db");
+                rusqlite::Connection::open(db)
+                    .unwrap()
+                    .query_row(&sql, [], |r| r.get(0))
+                    .unwrap()
+            }
+        }
+    }
+}
+
+/// `tenants/{tenant}/*.csv` → `orders_{tenant}`, created like `orders` on
+/// the tenant's first file; a segment that breaks the identifier rule fails
+/// its file with the reason, and the rest load. On every warehouse.
+async fn tenant_tables_from_the_key(w: Setup) {
+    if w.pg.is_none() {
+        w.exec("CREATE TABLE orders (id INTEGER, customer TEXT NOT NULL, amount REAL, ordered_at TEXT)")
+            .await;
+    }
+    let mut cfg = w.config("");
+    let mut route = cfg.routes[0].clone();
+    route.pattern = "tenants/{tenant}/*.csv".into();
+    route.table = "orders_{tenant}".into();
+    route.create_like = Some("orders".into());
+    cfg.routes.insert(0, route);
+    cfg.validate().unwrap();
+    let s = &*w.store;
+    put(s, "incoming/tenants/acme/a.csv", csv(&[(1, "a"), (2, "a")])).await;
+    put(s, "incoming/tenants/acme/b.csv", csv(&[(3, "a")])).await;
+    put(s, "incoming/tenants/globex/a.csv", csv(&[(4, "g")])).await;
+    put(s, "incoming/tenants/Bad Name/a.csv", csv(&[(5, "x")])).await;
+    put(s, "incoming/tenants/o'brien/a.csv", csv(&[(6, "x")])).await;
+    let report = scheduler(cfg.clone(), w.store.clone())
+        .tick()
+        .await
+        .unwrap();
+    assert_eq!((report.loaded, report.failed), (3, 2), "{report}");
+    assert_eq!(w.number("SELECT count(*) FROM orders_acme").await, 3);
+    assert_eq!(w.number("SELECT count(*) FROM orders_globex").await, 1);
+    assert_eq!(
+        w.number("SELECT count(*) FROM orders").await,
+        0,
+        "the template stays empty"
+    );
+    let bad = error_report(s, "tenants/Bad Name/a.csv").await;
+    let reason = bad["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("{tenant} = \"Bad Name\": holds 'B'") && reason.contains("orders_{tenant}"),
+        "{bad}"
+    );
+    assert!(error_report(s, "tenants/o'brien/a.csv").await["reason"]
+        .as_str()
+        .unwrap()
+        .contains("holds '\\''"));
+    assert_eq!(
+        w.ledger_table("incoming/tenants/globex/a.csv").await,
+        "orders_globex"
+    );
+    // The next file of a known tenant loads into its table, once.
+    put(s, "incoming/tenants/globex/b.csv", csv(&[(7, "g")])).await;
+    let report = scheduler(cfg, w.store.clone()).tick().await.unwrap();
+    assert_eq!((report.loaded, report.failed), (1, 0), "{report}");
+    assert_eq!(w.number("SELECT count(*) FROM orders_globex").await, 2);
+}
+
+/// One JSON Lines file whose records name their tenant
+/// (`metadata.tenant_id`) loads into three tenants' tables, each created
+/// on first use; records whose tenant is missing or breaks the rule go to
+/// `rejected/` and no table; a file with a record the warehouse refuses
+/// fails whole, so none of its tenants gets a row from it.
+async fn tenant_tables_from_a_record_field(w: Setup) {
+    let template = if w.pg.is_some() {
+        "CREATE TABLE metrics (id int NOT NULL, value numeric, metadata jsonb)"
+    } else {
+        "CREATE TABLE metrics (id INTEGER NOT NULL, value REAL, metadata TEXT)"
+    };
+    w.exec(template).await;
+    let mut cfg = w.config("");
+    let mut route = cfg.routes[0].clone();
+    route.pattern = "metrics/*.jsonl".into();
+    route.format = loader::config::Format::Jsonl;
+    route.table = "metrics_{tenant}".into();
+    route.table_fields = [("tenant".to_owned(), "metadata.tenant_id".to_owned())].into();
+    route.create_like = Some("metrics".into());
+    cfg.routes.insert(0, route);
+    cfg.validate().unwrap();
+    let record = |id: &str, tenant: &str| {
+        format!(r#"{{"id":{id},"value":1.5,"metadata":{{"tenant_id":{tenant},"host":"h"}}}}"#)
+    };
+    let mixed = [
+        record("1", "\"acme\""),
+        record("2", "\"globex\""),
+        record("3", "\"Acme\""),
+        record("4", "\"initech\""),
+        record("5", "null"),
+        record("6", "\"acme\""),
+        record("7", "\"x\\\"; DROP TABLE metrics; --\""),
+        record("8", "\"globex\""),
+    ]
+    .join("\n");
+    let refused = [record("11", "\"acme\""), record("null", "\"globex\"")].join("\n");
+    let s = &*w.store;
+    put(s, "incoming/metrics/mixed.jsonl", mixed).await;
+    put(s, "incoming/metrics/refused.jsonl", refused).await;
+    // The first tick's moves fail, so the second sees the loaded file again.
+    let broken = scheduler(cfg.clone(), Arc::new(Faulty::moves_fail(w.store.clone())));
+    let report = broken.tick().await.unwrap();
+    assert_eq!((report.loaded, report.rejected), (1, 3), "{report}");
+    let ids = |t: &str| format!("SELECT count(*) FROM {t}");
+    assert_eq!(w.number(&ids("metrics_acme")).await, 2);
+    assert_eq!(w.number(&ids("metrics_globex")).await, 2);
+    assert_eq!(w.number(&ids("metrics_initech")).await, 1);
+    assert_eq!(w.number("SELECT count(*) FROM metrics").await, 0);
+    assert_eq!(
+        w.number("SELECT count(*) FROM metrics_acme WHERE id IN (2, 4, 8, 11)")
+            .await,
+        0,
+        "no tenant's rows in another's table, none from the refused file"
+    );
+    assert_eq!(
+        w.ledger_table("incoming/metrics/mixed.jsonl").await,
+        "metrics_acme, metrics_globex, metrics_initech"
+    );
+    let rejected = String::from_utf8(read(s, "rejected/metrics/mixed.jsonl.jsonl").await).unwrap();
+    let rejected: Vec<serde_json::Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<u64> = rejected
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 5, 7]);
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("holds 'A'"),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected[1]["reason"].as_str().unwrap().contains("is null"),
+        "{rejected:?}"
+    );
+    // Loaded once: the second tick finds the file in the ledger.
+    let report = scheduler(cfg, w.store.clone()).tick().await.unwrap();
+    assert_eq!((report.loaded, report.already_loaded), (0, 1), "{report}");
+    assert_eq!(w.number(&ids("metrics_acme")).await, 2, "{report}");
+    let refused = error_report(s, "metrics/refused.jsonl").await;
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("null"),
+        "{refused}"
+    );
+}
+
+mod tenants {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_seaweedfs_postgres() {
+        super::tenant_tables_from_the_key(super::Setup::seaweedfs_postgres().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_seaweedfs_redshift() {
+        super::tenant_tables_from_the_key(super::Setup::seaweedfs_redshift().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_local_sqlite() {
+        super::tenant_tables_from_the_key(super::Setup::local_sqlite()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn field_seaweedfs_postgres() {
+        super::tenant_tables_from_a_record_field(super::Setup::seaweedfs_postgres().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn field_local_sqlite() {
+        super::tenant_tables_from_a_record_field(super::Setup::local_sqlite()).await;
+    }
+}
+
 /// A producer that says how it encoded the bytes (Content-Encoding, or
 /// Content-Type) is believed before the key's name: gzip and zstd under a
 /// plain `.csv` name load, on every warehouse that reads from S3 (Redshift

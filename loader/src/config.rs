@@ -9,6 +9,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::template::{self, Captures};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +50,10 @@ pub struct Limits {
     pub zstd_window_log_max: u32,
     /// The most values read from one netCDF time coordinate.
     pub netcdf_max_time_cells: u64,
+    /// The most tables one file's records may go to (a route whose table
+    /// is filled from a record field): each is spooled apart until the
+    /// file is read.
+    pub max_tables_per_file: u64,
 }
 
 impl Limits {
@@ -62,6 +67,7 @@ impl Default for Limits {
             max_decompressed_bytes: 16 * 1024 * 1024 * 1024,
             zstd_window_log_max: 27,
             netcdf_max_time_cells: Self::DEFAULT_NETCDF_MAX_TIME_CELLS,
+            max_tables_per_file: 100,
         }
     }
 }
@@ -336,6 +342,14 @@ pub struct LoadSpec {
     /// The route's record rules, if it names any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Schema>,
+    /// The table's placeholders filled from each record (the route's
+    /// `table_fields`): placeholder → field path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_fields: BTreeMap<String, String>,
+    /// A missing target table is created like this one (the route's
+    /// `create_like`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_like: Option<String>,
 }
 
 /// `[route.schema]`: what every record of the route must hold, and what
@@ -354,8 +368,14 @@ pub struct Schema {
     /// More rejected records than this fail the file (as Redshift's
     /// MAXERROR): a file that is mostly wrong is not half-loaded. Also
     /// what bounds the rejects kept in memory.
-    #[serde(default = "defaults::max_rejected")]
+    #[serde(default = "default_max_rejected")]
     pub max_rejected: u64,
+}
+
+/// `max_rejected` when the route names no schema (its table's fields can
+/// still reject records).
+pub fn default_max_rejected() -> u64 {
+    1000
 }
 
 /// One column's rule.
@@ -403,10 +423,23 @@ pub enum OnInvalid {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// A glob over the key relative to `source.incoming`: `*` stays within
-    /// one path segment, `**` spans any.
+    /// one path segment, `**` spans any. A whole segment `{name}` matches
+    /// as `*` and fills `{name}` in `table` (see [`crate::template`]).
     pub pattern: String,
     pub destination: String,
+    /// The table, or a template (`events_{tenant}`) whose placeholders come
+    /// from the pattern's captures or from `table_fields`.
     pub table: String,
+    /// Placeholders of `table` filled from each record: placeholder →
+    /// field (a column, or `column.key...` into a JSON object). A record
+    /// whose value breaks the identifier rule is rejected with a reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub table_fields: BTreeMap<String, String>,
+    /// When a target table does not exist, create it like this one
+    /// (PostgreSQL and Redshift `LIKE`, SQLite its columns' types). Without
+    /// it, a missing table is an outage, as for any route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_like: Option<String>,
     #[serde(default)]
     pub format: Format,
     #[serde(default)]
@@ -431,6 +464,8 @@ impl RouteConfig {
             columns: self.columns.clone(),
             limits: Limits::default(),
             schema: self.schema.clone(),
+            table_fields: self.table_fields.clone(),
+            create_like: self.create_like.clone(),
         }
     }
 }
@@ -438,10 +473,6 @@ impl RouteConfig {
 mod defaults {
     pub fn rejected() -> String {
         "rejected/".into()
-    }
-
-    pub fn max_rejected() -> u64 {
-        1000
     }
 
     pub fn incoming() -> String {
@@ -643,6 +674,7 @@ impl Limits {
             ("limits.max_record_bytes", self.max_record_bytes),
             ("limits.max_decompressed_bytes", self.max_decompressed_bytes),
             ("limits.netcdf_max_time_cells", self.netcdf_max_time_cells),
+            ("limits.max_tables_per_file", self.max_tables_per_file),
         ])?;
         if !(10..=31).contains(&self.zstd_window_log_max) {
             return Err(Error::config(
@@ -757,7 +789,9 @@ impl RouteConfig {
     /// can take.
     fn validate(&self, i: usize, destinations: &BTreeMap<String, DestinationConfig>) -> Result<()> {
         let field = |f: &str| format!("route[{i}].{f}");
-        compile_glob(&self.pattern).map_err(|m| Error::config(field("pattern"), m))?;
+        let captures =
+            Captures::parse(&self.pattern).map_err(|m| Error::config(field("pattern"), m))?;
+        compile_glob(&captures.glob).map_err(|m| Error::config(field("pattern"), m))?;
         let Some(dest) = destinations.get(&self.destination) else {
             let have: Vec<_> = destinations.keys().cloned().collect();
             return Err(Error::config(
@@ -787,11 +821,13 @@ impl RouteConfig {
                 ),
             ));
         }
-        if !index && !valid_table(&self.table) {
+        self.validate_template(&captures, dest, &field)?;
+        let example = template::fill(&self.table, |_| Some("x")).unwrap_or_default();
+        if !index && !valid_table(&example) {
             return Err(Error::config(
                 field("table"),
                 format!(
-                    "{:?} is not a table name (letters, digits, _ and one optional schema.)",
+                    "{:?} is not a table name (letters, digits, _ and one optional schema., with {{placeholders}})",
                     self.table
                 ),
             ));
@@ -845,6 +881,70 @@ impl RouteConfig {
     }
 }
 
+impl RouteConfig {
+    /// The table's placeholders each come from a capture or a field, and
+    /// the destination can fill them.
+    fn validate_template(
+        &self,
+        captures: &Captures,
+        dest: &DestinationConfig,
+        field: &dyn Fn(&str) -> String,
+    ) -> Result<()> {
+        let placeholders = template::placeholders(&self.table);
+        let index = matches!(dest, DestinationConfig::Dynamodb { .. });
+        if index && (!placeholders.is_empty() || self.create_like.is_some()) {
+            return Err(Error::config(
+                field("table"),
+                "the forecast index is one table: no {placeholders} or create_like",
+            ));
+        }
+        for name in &placeholders {
+            let captured = captures.names().any(|c| c == *name);
+            let from_field = self.table_fields.contains_key(*name);
+            if !template::valid_placeholder(name) || captured == from_field {
+                return Err(Error::config(
+                    field("table"),
+                    format!(
+                        "{{{name}}} must be filled from exactly one of a pattern segment {{{name}}} or table_fields.{name}"
+                    ),
+                ));
+            }
+        }
+        for (name, path) in &self.table_fields {
+            if !placeholders.contains(&name.as_str()) {
+                return Err(Error::config(
+                    field(&format!("table_fields.{name}")),
+                    format!("the table {:?} has no {{{name}}}", self.table),
+                ));
+            }
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(Error::config(
+                    field(&format!("table_fields.{name}")),
+                    "must name a field: `column` or `column.key`",
+                ));
+            }
+        }
+        if !self.table_fields.is_empty() && matches!(dest, DestinationConfig::Redshift(_)) {
+            return Err(Error::config(
+                field("table_fields"),
+                format!(
+                    "tables from record fields need a destination s3loader streams rows into (postgres, sqlite); {:?} reads the files itself (capture the tenant from the key instead)",
+                    self.destination
+                ),
+            ));
+        }
+        if let Some(like) = &self.create_like {
+            if !valid_table(like) {
+                return Err(Error::config(
+                    field("create_like"),
+                    format!("{like:?} is not a table name"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn url_has_password(url: &str) -> bool {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or("");
@@ -887,7 +987,7 @@ fn compile_glob(pattern: &str) -> std::result::Result<GlobMatcher, String> {
 #[derive(Debug, Clone)]
 pub struct Router {
     incoming: String,
-    rules: Vec<(GlobMatcher, RouteConfig)>,
+    rules: Vec<(GlobMatcher, Captures, RouteConfig)>,
     limits: Limits,
 }
 
@@ -898,8 +998,8 @@ impl Router {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                compile_glob(&r.pattern)
-                    .map(|g| (g, r.clone()))
+                Captures::parse(&r.pattern)
+                    .and_then(|c| compile_glob(&c.glob).map(|g| (g, c, r.clone())))
                     .map_err(|m| Error::config(format!("route[{i}].pattern"), m))
             })
             .collect::<Result<_>>()?;
@@ -923,8 +1023,22 @@ impl Router {
         let rel = key.strip_prefix(&self.incoming)?;
         self.rules
             .iter()
-            .find(|(glob, _)| glob.is_match(rel))
-            .map(|(_, r)| r)
+            .find(|(glob, _, _)| glob.is_match(rel))
+            .map(|(_, _, r)| r)
+    }
+
+    /// The table a key under `incoming/` loads into: its route's table with
+    /// the pattern's captures filled (placeholders from record fields stay
+    /// for the loader). `None` without a route; an error, naming the
+    /// segment and the rule it breaks, when a captured value may not name
+    /// a table.
+    pub fn table(&self, key: &str) -> Option<std::result::Result<String, String>> {
+        let rel = key.strip_prefix(&self.incoming)?;
+        let (_, captures, route) = self.rules.iter().find(|(glob, _, _)| glob.is_match(rel))?;
+        Some(
+            template::fill(&route.table, |name| captures.value(rel, name))
+                .map_err(|why| format!("the key's segment {why} (route table {:?})", route.table)),
+        )
     }
 }
 
@@ -1042,6 +1156,58 @@ mod tests {
             typo.is_err(),
             "an unknown type is an error, not a string column"
         );
+    }
+
+    #[test]
+    fn table_templates_are_filled_from_the_key_or_a_field_and_checked() {
+        let conf = |kind: &str, route: &str| {
+            let dest = match kind {
+                "sqlite" => "kind = \"sqlite\"\npath = \"w.db\"",
+                _ => "kind = \"redshift\"\nworkgroup = \"w\"\ndatabase = \"dev\"\niam_role = \"arn:aws:iam::1:role/copy\"",
+            };
+            format!(
+                "[source]\nurl = \"s3://b\"\n[destinations.wh]\n{dest}\n\
+                 [[route]]\ndestination = \"wh\"\n{route}\n"
+            )
+        };
+        let c = Config::from_toml(&conf(
+            "sqlite",
+            "pattern = \"tenants/{tenant}/**\"\ntable = \"ev_{tenant}\"\ncreate_like = \"ev\"",
+        ))
+        .unwrap();
+        let r = Router::new(&c).unwrap();
+        assert_eq!(
+            r.table("incoming/tenants/acme/2026/a.csv")
+                .unwrap()
+                .unwrap(),
+            "ev_acme"
+        );
+        let bad = r.table("incoming/tenants/ACME/a.csv").unwrap().unwrap_err();
+        assert!(bad.contains("{tenant} = \"ACME\": holds 'A'"), "{bad}");
+        assert!(r.table("incoming/other/a.csv").is_none());
+        let fields = Config::from_toml(&conf(
+            "sqlite",
+            "pattern = \"**\"\ntable = \"ev_{tenant}\"\ntable_fields = { tenant = \"metadata.tenant_id\" }",
+        ))
+        .unwrap();
+        let r = Router::new(&fields).unwrap();
+        assert_eq!(
+            r.table("incoming/a.jsonl").unwrap().unwrap(),
+            "ev_{tenant}",
+            "a field's placeholder stays for the loader"
+        );
+        for (kind, route, field, why) in [
+            ("sqlite", "pattern = \"**\"\ntable = \"ev_{tenant}\"", "route[0].table", "exactly one"),
+            ("sqlite", "pattern = \"{tenant}/**\"\ntable = \"ev_{tenant}\"\ntable_fields = { tenant = \"t\" }", "route[0].table", "exactly one"),
+            ("sqlite", "pattern = \"**/{tenant}/*\"\ntable = \"ev_{tenant}\"", "route[0].pattern", "after **"),
+            ("sqlite", "pattern = \"**\"\ntable = \"ev\"\ntable_fields = { tenant = \"t\" }", "route[0].table_fields.tenant", "no {tenant}"),
+            ("sqlite", "pattern = \"**\"\ntable = \"ev_{tenant}\"\ntable_fields = { tenant = \"a..b\" }", "route[0].table_fields.tenant", "must name a field"),
+            ("sqlite", "pattern = \"{t}/*\"\ntable = \"ev_{t}\"\ncreate_like = \"x y\"", "route[0].create_like", "not a table name"),
+            ("redshift", "pattern = \"**\"\ntable = \"ev_{tenant}\"\ntable_fields = { tenant = \"t\" }", "route[0].table_fields", "capture the tenant from the key"),
+        ] {
+            let e = err_field(&conf(kind, route));
+            assert!(e.starts_with(field) && e.contains(why), "{route}: {e}");
+        }
     }
 
     #[test]

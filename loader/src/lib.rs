@@ -25,6 +25,9 @@
 //! * `forecast_index`: the DynamoDB forecast index: item schema, writing,
 //!   querying, table creation (the `dynamodb` destination writes through
 //!   it, `s3loader forecasts` queries through it).
+//! * [`template`]: table templates (`events_{tenant}`): placeholders
+//!   filled from the key or a record field, and the identifier rule their
+//!   values keep.
 //! * [`worker`]: loads one batch into its destination.
 //! * [`aws`]: one way to talk to AWS: SDK error classification, retry
 //!   configs, backoff.
@@ -55,6 +58,7 @@ pub mod lambda;
 pub mod layout;
 pub mod logs;
 pub mod store;
+pub mod template;
 pub mod worker;
 
 pub use error::{Error, Result};

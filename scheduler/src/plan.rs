@@ -8,8 +8,9 @@ use loader::store::ObjectMeta;
 #[derive(Debug, Default)]
 pub struct Plan {
     pub batches: Vec<Batch>,
-    /// Files no route matches: they fail permanently with "no route".
-    pub unrouted: Vec<ObjectMeta>,
+    /// Files no route takes, with the reason: no pattern matches, or the
+    /// key's captured segment may not name a table. They fail permanently.
+    pub unrouted: Vec<(ObjectMeta, String)>,
 }
 
 /// Groups `files` (oldest first) by destination and table, in order of
@@ -33,9 +34,20 @@ pub fn plan(
     let mut groups: Vec<((String, String, usize), Vec<FileTask>)> = Vec::new();
     let mut unrouted = Vec::new();
     for (n, meta) in files.into_iter().enumerate() {
-        let Some(route) = router.route(&meta.key) else {
-            unrouted.push(meta);
+        let (Some(route), Some(table)) = (router.route(&meta.key), router.table(&meta.key)) else {
+            let reason = format!(
+                "no route: no [[route]] pattern matches {:?}",
+                source.relative(&meta.key)
+            );
+            unrouted.push((meta, reason));
             continue;
+        };
+        let table = match table {
+            Ok(table) => table,
+            Err(why) => {
+                unrouted.push((meta, why));
+                continue;
+            }
         };
         // A group of its own: the third member is unique for a suspect.
         let solo = if alone(&meta) { n + 1 } else { 0 };
@@ -47,7 +59,7 @@ pub fn plan(
             size: meta.size,
             spec: router.spec(route),
         };
-        let group = (route.destination.clone(), route.table.clone(), solo);
+        let group = (route.destination.clone(), table, solo);
         match groups.iter_mut().find(|(g, _)| *g == group) {
             Some((_, tasks)) => tasks.push(task),
             None => groups.push((group, vec![task])),

@@ -323,11 +323,7 @@ impl Scheduler {
         let decided: Vec<(ObjectMeta, Disposition)> = plan
             .unrouted
             .into_iter()
-            .map(|m| {
-                let reason = format!(
-                    "no route: no [[route]] pattern matches {:?}",
-                    src.relative(&m.key)
-                );
+            .map(|(m, reason)| {
                 let attempts = attempts.get(&m.key, &m.etag) + 1;
                 (
                     m,

@@ -191,23 +191,32 @@ pub fn build(
     }
 }
 
-/// Opens a file's rows for streaming. Blocking: call it on a blocking
+/// Opens a file's rows for streaming, checked against its route's rules
+/// and, where its `table` is filled from each record, with each row's
+/// table ([`RecordReader::table`]). Blocking: call it on a blocking
 /// thread, with a handle to the runtime the store runs on.
 pub(crate) fn open_records(
     store: &Arc<dyn ObjectStore>,
     file: &FileTask,
+    table: &str,
     handle: &Handle,
 ) -> Result<(Box<dyn RecordReader>, Rejections)> {
     let object = handle.block_on(store.get(&file.key, Some(&file.etag)))?;
     let compression = format::compression_for(&file.key, file.spec.compression, &object.content);
     let body = tokio_util::io::SyncIoBridge::new_with_handle(object.body, handle.clone());
     let records = format::open_as(body, &file.key, &file.spec, compression)?;
-    Ok(match &file.spec.schema {
-        Some(schema) => {
-            let (checked, rejections) = Validating::new(records, &file.key, schema);
-            (Box::new(checked), rejections)
-        }
-        None => (records, Rejections::default()),
+    let spec = &file.spec;
+    Ok(if spec.schema.is_some() || !spec.table_fields.is_empty() {
+        let (checked, rejections) = Validating::new(
+            records,
+            &file.key,
+            spec.schema.as_ref(),
+            table,
+            &spec.table_fields,
+        );
+        (Box::new(checked), rejections)
+    } else {
+        (records, Rejections::default())
     })
 }
 

@@ -73,9 +73,18 @@ enum Source {
 enum Msg {
     Columns(Vec<String>),
     Chunk(Bytes),
+    /// Where rows go to a table each (the route's `table_fields`): each
+    /// table's rows, spooled in COPY text, once the file is read.
+    Spooled(Vec<Spool>),
     /// The rows read, and the records the route's schema set aside.
     Done(u64, Rejections),
     Failed(Error),
+}
+
+/// One table's rows of a file, in COPY text, in a temporary file.
+struct Spool {
+    table: String,
+    file: std::fs::File,
 }
 
 impl Postgres {
@@ -140,6 +149,29 @@ impl Postgres {
             retryable,
             cause,
             source: Some(Box::new(e)),
+        }
+    }
+
+    /// [`Self::error`], but the destination's fault and retryable whatever
+    /// the SQLSTATE: for DDL, where even a unique violation (23505, two
+    /// creators racing on the catalog) says nothing about a file.
+    fn outage_error(&self, what: impl std::fmt::Display, e: tokio_postgres::Error) -> Error {
+        match self.error(what, e) {
+            Error::Destination {
+                destination,
+                message,
+                code,
+                source,
+                ..
+            } => Error::Destination {
+                destination,
+                message,
+                code,
+                retryable: true,
+                cause: Cause::Destination,
+                source,
+            },
+            other => other,
         }
     }
 
@@ -238,23 +270,7 @@ impl Postgres {
                     {
                         Ok(())
                     }
-                    Err(e) => Err(match self.error("create ledger", e) {
-                        Error::Destination {
-                            destination,
-                            message,
-                            code,
-                            source,
-                            ..
-                        } => Error::Destination {
-                            destination,
-                            message,
-                            code,
-                            retryable: true,
-                            cause: Cause::Destination,
-                            source,
-                        },
-                        other => other,
-                    }),
+                    Err(e) => Err(self.outage_error("create ledger", e)),
                     Ok(()) => Ok(()),
                 }
             })
@@ -312,7 +328,7 @@ impl Postgres {
             }
             while ahead.len() <= READ_AHEAD {
                 match to_read.next() {
-                    Some(f) => ahead.push_back(Reading::start(&store, f)),
+                    Some(f) => ahead.push_back(Reading::start(&store, f, &batch.table, &self.name)),
                     None => break,
                 }
             }
@@ -385,6 +401,9 @@ impl Postgres {
         };
         let mut rows = 0;
         let mut rejections = Rejections::default();
+        // The tables that took rows, for the ledger (a file whose records
+        // each name a table may fill several).
+        let mut tables = Vec::new();
         if columns.is_empty() {
             // An empty file: nothing to COPY, but the ledger still records it.
             while let Some(msg) = recv.recv().await {
@@ -394,7 +413,29 @@ impl Postgres {
                     _ => {}
                 }
             }
+        } else if !file.spec.table_fields.is_empty() {
+            // Each record names its table: the reading thread spools them
+            // apart, then each table takes its rows in one COPY.
+            loop {
+                match recv.recv().await {
+                    Some(Msg::Spooled(spools)) => {
+                        for spool in spools {
+                            self.create_like(tx, file, &spool.table).await?;
+                            self.copy_spool(tx, file, &columns, &spool).await?;
+                            tables.push(spool.table);
+                        }
+                    }
+                    Some(Msg::Done(n, r)) => {
+                        rows = n;
+                        rejections = r;
+                        break;
+                    }
+                    Some(Msg::Failed(e)) => return Err(e.into()),
+                    _ => return Err(worker_gone(&file.key).into()),
+                }
+            }
         } else {
+            self.create_like(tx, file, &batch.table).await?;
             let statement = format!(
                 "COPY {} ({}) FROM STDIN",
                 quote_table(&batch.table),
@@ -417,7 +458,7 @@ impl Postgres {
                     // Returning drops the sink unfinished, which aborts the
                     // COPY (CopyFail); the caller rolls the savepoint back.
                     Some(Msg::Failed(e)) => return Err(e.into()),
-                    Some(Msg::Columns(_)) | None => return Err(worker_gone(&file.key).into()),
+                    _ => return Err(worker_gone(&file.key).into()),
                 }
             }
             sink.as_mut()
@@ -429,13 +470,18 @@ impl Postgres {
         // Before the commit: a reload after a failed commit writes the same
         // rejects again, and a committed file always has them.
         let rejected = put_rejected(store, file, &rejections).await?;
+        let table_name = if tables.is_empty() {
+            batch.table.clone()
+        } else {
+            tables.join(", ")
+        };
         let inserted = tx
             .execute(
                 ledger_insert,
                 &[
                     &file.key,
                     &file.etag,
-                    &batch.table,
+                    &table_name,
                     &(rows as i64),
                     &batch.id,
                     &(rejected as i64),
@@ -454,6 +500,90 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// Creates `table` like the route's `create_like` table, if it names
+    /// one and `table` is missing. Asked for each file, inside its
+    /// savepoint: a file that fails rolls its creation back with it, so no
+    /// later file may assume the table. Any failure is the destination's
+    /// (a missing template, a lost race with another worker creating the
+    /// same table: SQLSTATE 23505 here is the catalog's, not the file's)
+    /// and retryable.
+    async fn create_like(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        file: &FileTask,
+        table: &str,
+    ) -> Result<()> {
+        let Some(like) = &file.spec.create_like else {
+            return Ok(());
+        };
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING ALL)",
+            quote_table(table),
+            quote_table(like)
+        );
+        tx.batch_execute(&sql)
+            .await
+            .map_err(|e| self.outage_error(format_args!("create table {table} like {like}"), e))
+    }
+
+    /// COPYs one table's spooled rows.
+    async fn copy_spool(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        file: &FileTask,
+        columns: &[String],
+        spool: &Spool,
+    ) -> Result<()> {
+        use tokio::io::AsyncReadExt;
+        let statement = format!(
+            "COPY {} ({}) FROM STDIN",
+            quote_table(&spool.table),
+            column_list(columns)
+        );
+        let what = format!("{:?}: COPY into {}", file.key, spool.table);
+        let sink = tx
+            .copy_in::<_, Bytes>(&statement)
+            .await
+            .map_err(|e| self.error(&what, e))?;
+        futures::pin_mut!(sink);
+        let spooled = spool
+            .file
+            .try_clone()
+            .map_err(|e| spool_error(&self.name, file, e))?;
+        let mut from = tokio::fs::File::from_std(spooled);
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        loop {
+            buf.reserve(CHUNK);
+            let n = from
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| spool_error(&self.name, file, e))?;
+            if n == 0 {
+                break;
+            }
+            sink.send(buf.split().freeze())
+                .await
+                .map_err(|e| self.error(&what, e))?;
+        }
+        sink.as_mut()
+            .finish()
+            .await
+            .map_err(|e| self.error(&what, e))?;
+        Ok(())
+    }
+}
+
+/// The worker's temporary disk failed: not the file's fault.
+fn spool_error(destination: &str, file: &FileTask, e: std::io::Error) -> Error {
+    Error::outage(
+        destination,
+        format!("{:?}: spooling rows to a temporary file: {e}", file.key),
+        None,
+        Some(Box::new(e)),
+    )
+}
+
 /// A file being read and encoded on a blocking thread.
 struct Reading {
     recv: mpsc::Receiver<Msg>,
@@ -463,11 +593,18 @@ struct Reading {
 impl Reading {
     /// Starts reading. Dropping the `Reading` stops it: the thread's next
     /// send fails and it returns.
-    fn start(store: &Arc<dyn ObjectStore>, file: &FileTask) -> Self {
+    fn start(store: &Arc<dyn ObjectStore>, file: &FileTask, table: &str, name: &str) -> Self {
         let (send, recv) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let handle = Handle::current();
         let (store, task) = (store.clone(), file.clone());
-        let producer = tokio::task::spawn_blocking(move || produce(&store, &task, &handle, &send));
+        let (table, name) = (table.to_owned(), name.to_owned());
+        let producer = tokio::task::spawn_blocking(move || {
+            let into = Target {
+                table: &table,
+                destination: &name,
+            };
+            produce(&store, &task, into, &handle, &send)
+        });
         Self { recv, producer }
     }
 }
@@ -490,14 +627,23 @@ fn worker_gone(key: &str) -> Error {
     }
 }
 
+/// Where a file's rows go: the batch's table (or template), and the
+/// destination's name for errors.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    table: &'a str,
+    destination: &'a str,
+}
+
 /// Reads and encodes a file on a blocking thread, feeding the COPY.
 fn produce(
     store: &Arc<dyn ObjectStore>,
     file: &FileTask,
+    into: Target<'_>,
     handle: &Handle,
     send: &mpsc::Sender<Msg>,
 ) {
-    let (mut records, rejections) = match open_records(store, file, handle) {
+    let (mut records, rejections) = match open_records(store, file, into.table, handle) {
         Ok(r) => r,
         Err(e) => {
             let _ = send.blocking_send(Msg::Failed(e));
@@ -509,6 +655,9 @@ fn produce(
         .is_err()
     {
         return;
+    }
+    if !file.spec.table_fields.is_empty() {
+        return spool(records, rejections, file, into, send);
     }
     let mut buf = BytesMut::with_capacity(CHUNK + 4096);
     let mut row = Row::new();
@@ -538,6 +687,77 @@ fn produce(
         return;
     }
     let _ = send.blocking_send(Msg::Done(rows, rejections));
+}
+
+/// Reads a file whose records each name their table, writing each table's
+/// rows to a temporary file of its own (at most
+/// `limits.max_tables_per_file`), then hands the files over.
+fn spool(
+    mut records: Box<dyn crate::format::RecordReader>,
+    rejections: Rejections,
+    file: &FileTask,
+    into: Target<'_>,
+    send: &mpsc::Sender<Msg>,
+) {
+    use std::io::{Seek, Write};
+    let max = file.spec.limits.max_tables_per_file;
+    let mut spools: Vec<(String, std::io::BufWriter<std::fs::File>)> = Vec::new();
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut row = Row::new();
+    let mut rows = 0u64;
+    let failed = |e: Error| {
+        let _ = send.blocking_send(Msg::Failed(e));
+    };
+    loop {
+        match records.next_row(&mut row) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return failed(e),
+        }
+        rows += 1;
+        let table = records
+            .table()
+            .expect("a reader with table_fields names each row's table");
+        let at = match spools.iter().position(|(t, _)| t == table) {
+            Some(at) => at,
+            None if spools.len() as u64 >= max => {
+                return failed(Error::Format {
+                    key: file.key.clone(),
+                    message: format!(
+                        "line {}: table {table:?} would be the file's table number {}, over limits.max_tables_per_file ({max})",
+                        records.line(),
+                        max + 1
+                    ),
+                })
+            }
+            None => match tempfile::tempfile() {
+                Ok(f) => {
+                    spools.push((table.to_owned(), std::io::BufWriter::new(f)));
+                    spools.len() - 1
+                }
+                Err(e) => return failed(spool_error(into.destination, file, e)),
+            },
+        };
+        buf.clear();
+        encode_row(&row, &mut buf);
+        if let Err(e) = spools[at].1.write_all(&buf) {
+            return failed(spool_error(into.destination, file, e));
+        }
+    }
+    let mut done = Vec::with_capacity(spools.len());
+    for (table, writer) in spools {
+        let file_done = writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|mut f| f.rewind().map(|()| f));
+        match file_done {
+            Ok(f) => done.push(Spool { table, file: f }),
+            Err(e) => return failed(spool_error(into.destination, file, e)),
+        }
+    }
+    if send.blocking_send(Msg::Spooled(done)).is_ok() {
+        let _ = send.blocking_send(Msg::Done(rows, rejections));
+    }
 }
 
 /// COPY's text format: tab-separated, `\N` for NULL, backslash escapes.

@@ -219,41 +219,51 @@ impl Sqlite {
         }
         // Dropping the savepoint without commit rolls the file back alone.
         let sp = tx.savepoint().map_err(|e| self.error("savepoint", e))?;
-        let (mut records, rejections) = open_records(store, file, handle)?;
-        let table = quote_table(&batch.table);
+        let (mut records, rejections) = open_records(store, file, &batch.table, handle)?;
+        let per_row = !file.spec.table_fields.is_empty();
         let mut rows = 0u64;
+        // The tables that took rows, each with its INSERT.
+        let mut tables: Vec<(String, rusqlite::Statement<'_>)> = Vec::new();
         if !records.columns().is_empty() {
-            let columns = column_list(records.columns());
-            let untyped = records
-                .columns()
-                .iter()
-                .map(|c| format!("{} TEXT", super::quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            sp.execute(
-                &format!("CREATE TABLE IF NOT EXISTS {table} ({untyped})"),
-                [],
-            )
-            .map_err(|e| self.error(format_args!("create table {}", batch.table), e))?;
-            let marks = vec!["?"; records.columns().len()].join(", ");
-            let mut insert = sp
-                .prepare(&format!("INSERT INTO {table} ({columns}) VALUES ({marks})"))
-                .map_err(|e| {
-                    self.error(
-                        format_args!("{:?}: insert into {}", file.key, batch.table),
-                        e,
-                    )
-                })?;
+            let columns = records.columns().to_vec();
             let mut row = Row::new();
             while records.next_row(&mut row)? {
                 rows += 1;
-                insert
+                let table = records.table().unwrap_or(&batch.table);
+                let at = match tables.iter().position(|(t, _)| t == table) {
+                    Some(at) => at,
+                    None => {
+                        let max = file.spec.limits.max_tables_per_file;
+                        if per_row && tables.len() as u64 >= max {
+                            return Err(Error::Format {
+                                key: file.key.clone(),
+                                message: format!(
+                                    "line {}: table {table:?} would be the file's table number {}, over limits.max_tables_per_file ({max})",
+                                    records.line(),
+                                    max + 1
+                                ),
+                            });
+                        }
+                        let insert = self.open_table(&sp, file, table, &columns)?;
+                        tables.push((table.to_owned(), insert));
+                        tables.len() - 1
+                    }
+                };
+                tables[at]
+                    .1
                     .execute(params_from_iter(row.iter()))
                     .map_err(|e| self.error(format_args!("{:?}: record {rows}", file.key), e))?;
             }
         } else {
             while records.next_row(&mut Row::new())? {}
         }
+        let table_name = if tables.is_empty() {
+            batch.table.clone()
+        } else {
+            let names: Vec<&str> = tables.iter().map(|(t, _)| t.as_str()).collect();
+            names.join(", ")
+        };
+        drop(tables);
         // Before the commit: a reload after a failed commit writes the
         // same rejects again, and a committed file always has them.
         let rejected = handle.block_on(put_rejected(&**store, file, &rejections))?;
@@ -262,7 +272,7 @@ impl Sqlite {
                 "INSERT INTO {LEDGER_TABLE} (object_key, etag, table_name, rows, batch_id, loaded_at, rejected)
                  VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?6)"
             ),
-            params![file.key, file.etag, batch.table, rows as i64, batch.id, rejected as i64],
+            params![file.key, file.etag, table_name, rows as i64, batch.id, rejected as i64],
         )
         .map_err(|e| self.error("ledger insert", e))?;
         sp.commit()
@@ -272,6 +282,85 @@ impl Sqlite {
             bytes: file.size,
             rejected,
         })
+    }
+}
+
+impl Sqlite {
+    /// Creates `table` if it is missing, and prepares its INSERT. A new
+    /// table takes the column types of the route's `create_like` table
+    /// when it names one (and a missing template is an outage); else every
+    /// column is TEXT, as the file brings it.
+    fn open_table<'c>(
+        &self,
+        sp: &'c rusqlite::Savepoint<'_>,
+        file: &FileTask,
+        table: &str,
+        columns: &[String],
+    ) -> Result<rusqlite::Statement<'c>> {
+        let quoted = quote_table(table);
+        let definition = match &file.spec.create_like {
+            Some(like) => self.definition_like(sp, like)?,
+            None => columns
+                .iter()
+                .map(|c| format!("{} TEXT", super::quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        sp.execute(
+            &format!("CREATE TABLE IF NOT EXISTS {quoted} ({definition})"),
+            [],
+        )
+        .map_err(|e| self.error(format_args!("create table {table}"), e))?;
+        let marks = vec!["?"; columns.len()].join(", ");
+        sp.prepare(&format!(
+            "INSERT INTO {quoted} ({}) VALUES ({marks})",
+            column_list(columns)
+        ))
+        .map_err(|e| self.error(format_args!("{:?}: insert into {table}", file.key), e))
+    }
+
+    /// `like`'s columns as a table definition: names, declared types, NOT
+    /// NULL, defaults and primary key.
+    fn definition_like(&self, sp: &rusqlite::Savepoint<'_>, like: &str) -> Result<String> {
+        let name = like.rsplit('.').next().unwrap_or(like);
+        let mut info = sp
+            .prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid")
+            .map_err(|e| self.error("read create_like table", e))?;
+        let columns: Vec<(String, String, bool, Option<String>, i64)> = info
+            .query_map([name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.error("read create_like table", e))?;
+        if columns.is_empty() {
+            return Err(Error::outage(
+                &self.name,
+                format!("create_like table {like:?} does not exist"),
+                None,
+                None,
+            ));
+        }
+        let mut defs: Vec<String> = columns
+            .iter()
+            .map(|(c, kind, not_null, default, _)| {
+                let mut d = format!("{} {kind}", super::quote_ident(c));
+                if *not_null {
+                    d.push_str(" NOT NULL");
+                }
+                if let Some(default) = default {
+                    d.push_str(&format!(" DEFAULT {default}"));
+                }
+                d
+            })
+            .collect();
+        let mut keys: Vec<&(String, String, bool, Option<String>, i64)> =
+            columns.iter().filter(|c| c.4 > 0).collect();
+        keys.sort_by_key(|c| c.4);
+        if !keys.is_empty() {
+            let names: Vec<String> = keys.iter().map(|c| super::quote_ident(&c.0)).collect();
+            defs.push(format!("PRIMARY KEY ({})", names.join(", ")));
+        }
+        Ok(defs.join(", "))
     }
 }
 

@@ -38,6 +38,13 @@ pub trait RecordReader: Send {
     fn line(&self) -> u64 {
         0
     }
+
+    /// The table the last row read goes to, where a route fills its table
+    /// from each record (`table_fields`); `None` where the batch's table
+    /// holds every row.
+    fn table(&self) -> Option<&str> {
+        None
+    }
 }
 
 const BUFFER: usize = 256 * 1024;

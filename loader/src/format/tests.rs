@@ -298,7 +298,7 @@ mod arbitrary_bytes {
                 max_decompressed_bytes: 1 << 20,
                 ..Limits::default()
             },
-            schema: None,
+            ..LoadSpec::default()
         }
     }
 
@@ -490,7 +490,7 @@ mod schema {
             &LoadSpec::default(),
         )
         .unwrap();
-        Validating::new(inner, "in/f.csv", schema)
+        Validating::new(inner, "in/f.csv", Some(schema), "t", &Default::default())
     }
 
     #[test]
@@ -586,6 +586,103 @@ mod schema {
         assert!(
             text.contains("column \\\"tenant\\\" is required and the file has no such column"),
             "{text}"
+        );
+    }
+}
+
+mod tables_from_fields {
+    use super::*;
+    use crate::format::validate::Validating;
+
+    const FILE: &str = concat!(
+        r#"{"id":1,"metadata":{"tenant_id":"acme"}}"#,
+        "\n",
+        r#"{"id":2,"metadata":{"tenant_id":"globex"}}"#,
+        "\n",
+        r#"{"id":3,"metadata":{"tenant_id":"Acme"}}"#,
+        "\n",
+        r#"{"id":4,"metadata":{}}"#,
+        "\n",
+        r#"{"id":5,"metadata":"acme"}"#,
+        "\n",
+        r#"{"id":6,"metadata":{"tenant_id":"a\"; DROP TABLE x; --"}}"#,
+        "\n",
+        r#"{"id":7,"metadata":{"tenant_id":42}}"#,
+        "\n",
+        r#"{"id":8,"metadata":{"tenant_id":"acme"}}"#,
+        "\n",
+    );
+
+    #[test]
+    fn each_record_names_its_table_and_a_bad_name_is_rejected_with_the_reason() {
+        let spec = LoadSpec {
+            format: Format::Jsonl,
+            ..LoadSpec::default()
+        };
+        let inner = open(Cursor::new(FILE.as_bytes().to_vec()), "in/t.jsonl", &spec).unwrap();
+        let fields = [("tenant".to_owned(), "metadata.tenant_id".to_owned())].into();
+        let (mut r, rejections) =
+            Validating::new(inner, "in/t.jsonl", None, "ev_{tenant}", &fields);
+        let mut row = Row::new();
+        let mut went = Vec::new();
+        while r.next_row(&mut row).unwrap() {
+            went.push((row[0].clone().unwrap(), r.table().unwrap().to_owned()));
+        }
+        let went: Vec<(&str, &str)> = went.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(
+            went,
+            [
+                ("1", "ev_acme"),
+                ("2", "ev_globex"),
+                ("7", "ev_42"),
+                ("8", "ev_acme")
+            ]
+        );
+        let text = String::from_utf8(rejections.jsonl().unwrap()).unwrap();
+        let reasons: Vec<(u64, String)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| {
+                (
+                    v["line"].as_u64().unwrap(),
+                    v["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert_eq!(reasons[0].0, 3);
+        assert!(reasons[0].1.contains("\"Acme\": holds 'A'"), "{reasons:?}");
+        assert!(
+            reasons[1]
+                .1
+                .contains("\"metadata.tenant_id\" (fills {tenant}) is missing"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].1.contains("is not inside a JSON object"),
+            "{reasons:?}"
+        );
+        assert!(reasons[3].1.contains("holds '\"'"), "{reasons:?}");
+    }
+
+    #[test]
+    fn a_file_without_the_field_rejects_every_record_up_to_max_rejected() {
+        let spec = LoadSpec {
+            format: Format::Jsonl,
+            ..LoadSpec::default()
+        };
+        let body = "{\"id\":1}\n".repeat(1001);
+        let inner = open(Cursor::new(body.into_bytes()), "in/t.jsonl", &spec).unwrap();
+        let fields = [("tenant".to_owned(), "tenant".to_owned())].into();
+        let (mut r, _) = Validating::new(inner, "in/t.jsonl", None, "ev_{tenant}", &fields);
+        let e = match r.next_row(&mut Row::new()) {
+            Ok(true) => panic!("no record has a table"),
+            Ok(false) => panic!("1001 rejects are over the default 1000"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains("more than max_rejected (1000)") && e.contains("the file has no such field"),
+            "{e}"
         );
     }
 }

@@ -56,38 +56,129 @@ impl Rejections {
     }
 }
 
-/// Checks every record of `inner` against `schema`.
+/// Checks every record of `inner` against the route's schema, and finds
+/// the table each goes to when the route fills its table from a field.
 pub struct Validating {
     inner: Box<dyn RecordReader>,
     key: String,
-    schema: Schema,
+    on_invalid: OnInvalid,
+    max_rejected: u64,
     /// The schema's rule for each of the file's columns, in order.
     rules: Vec<Option<ColumnRule>>,
     /// Required columns the file does not have at all.
     missing: Vec<String>,
+    tables: Option<Tables>,
     rejections: Rejections,
 }
 
+/// A table template filled from each record's fields.
+struct Tables {
+    template: String,
+    fields: Vec<Field>,
+    /// The last record's table.
+    current: String,
+}
+
+/// One placeholder's field: the column it is in, and the path within that
+/// column's JSON object (empty for the column's own value).
+struct Field {
+    placeholder: String,
+    name: String,
+    column: Option<usize>,
+    path: Vec<String>,
+}
+
+impl Field {
+    fn new(placeholder: &str, name: &str, columns: &[String]) -> Self {
+        // A column whose name holds the dots wins over a path into one.
+        let (column, path) = match columns.iter().position(|c| c == name) {
+            Some(i) => (Some(i), Vec::new()),
+            None => {
+                let (head, rest) = name.split_once('.').unwrap_or((name, ""));
+                let path = rest
+                    .split('.')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                (columns.iter().position(|c| c == head), path)
+            }
+        };
+        Self {
+            placeholder: placeholder.to_owned(),
+            name: name.to_owned(),
+            column,
+            path,
+        }
+    }
+
+    /// The field's value in `row`, or why there is none to use.
+    fn value(&self, row: &Row) -> std::result::Result<String, String> {
+        let Some(Some(text)) = self.column.map(|i| &row[i]) else {
+            return Err(match self.column {
+                None => "the file has no such field".into(),
+                Some(_) => "is null".into(),
+            });
+        };
+        if self.path.is_empty() {
+            return Ok(text.clone());
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| "is not inside a JSON object".to_owned())?;
+        let mut at = &json;
+        for p in &self.path {
+            at = at.get(p).ok_or_else(|| "is missing".to_owned())?;
+        }
+        match at {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            serde_json::Value::Number(n) if n.is_u64() => Ok(n.to_string()),
+            serde_json::Value::Null => Err("is null".into()),
+            _ => Err("is not a string".into()),
+        }
+    }
+}
+
 impl Validating {
-    pub fn new(inner: Box<dyn RecordReader>, key: &str, schema: &Schema) -> (Self, Rejections) {
-        let rules = inner
-            .columns()
+    /// Checks `inner` against `schema`, if any, and fills `table`'s
+    /// placeholders from `table_fields`, if any.
+    pub fn new(
+        inner: Box<dyn RecordReader>,
+        key: &str,
+        schema: Option<&Schema>,
+        table: &str,
+        table_fields: &BTreeMap<String, String>,
+    ) -> (Self, Rejections) {
+        let columns = inner.columns();
+        let rules = columns
             .iter()
-            .map(|c| schema.columns.get(c).cloned())
+            .map(|c| schema.and_then(|s| s.columns.get(c)).cloned())
             .collect();
         let missing = schema
-            .columns
-            .iter()
-            .filter(|(name, rule)| rule.required && !inner.columns().contains(name))
-            .map(|(name, _)| name.clone())
-            .collect();
+            .map(|s| {
+                s.columns
+                    .iter()
+                    .filter(|(name, rule)| rule.required && !columns.contains(name))
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tables = (!table_fields.is_empty()).then(|| Tables {
+            template: table.to_owned(),
+            fields: table_fields
+                .iter()
+                .map(|(p, name)| Field::new(p, name, columns))
+                .collect(),
+            current: String::new(),
+        });
         let rejections = Rejections::default();
         let this = Self {
             inner,
             key: key.to_owned(),
-            schema: schema.clone(),
+            on_invalid: schema.map_or(OnInvalid::Reject, |s| s.on_invalid),
+            max_rejected: schema
+                .map_or_else(crate::config::default_max_rejected, |s| s.max_rejected),
             rules,
             missing,
+            tables,
             rejections: rejections.clone(),
         };
         (this, rejections)
@@ -129,6 +220,24 @@ impl Validating {
         }
         None
     }
+
+    /// The table `row` goes to, or why it cannot go to any.
+    fn table_of(tables: &Tables, row: &Row) -> std::result::Result<String, String> {
+        let mut values = Vec::with_capacity(tables.fields.len());
+        for f in &tables.fields {
+            let v = f
+                .value(row)
+                .map_err(|why| format!("field {:?} (fills {{{}}}) {why}", f.name, f.placeholder))?;
+            values.push((f.placeholder.as_str(), v));
+        }
+        crate::template::fill(&tables.template, |name| {
+            values
+                .iter()
+                .find(|(p, _)| *p == name)
+                .map(|(_, v)| v.as_str())
+        })
+        .map_err(|why| format!("field {why}: the record has no table"))
+    }
 }
 
 impl RecordReader for Validating {
@@ -140,12 +249,23 @@ impl RecordReader for Validating {
         self.inner.line()
     }
 
+    fn table(&self) -> Option<&str> {
+        self.tables.as_ref().map(|t| t.current.as_str())
+    }
+
     fn next_row(&mut self, row: &mut Row) -> Result<bool> {
         loop {
             if !self.inner.next_row(row)? {
                 return Ok(false);
             }
-            let Some(reason) = self.check(row) else {
+            let mut reason = self.check(row);
+            if let (None, Some(tables)) = (&reason, &mut self.tables) {
+                match Self::table_of(tables, row) {
+                    Ok(table) => tables.current = table,
+                    Err(why) => reason = Some(why),
+                }
+            }
+            let Some(reason) = reason else {
                 return Ok(true);
             };
             let line = self.inner.line();
@@ -154,7 +274,7 @@ impl RecordReader for Validating {
             } else {
                 String::new()
             };
-            if self.schema.on_invalid == OnInvalid::FailFile {
+            if self.on_invalid == OnInvalid::FailFile {
                 return Err(Error::Format {
                     key: self.key.clone(),
                     message: format!("{at}{reason} (route schema, on_invalid = \"fail_file\")"),
@@ -172,12 +292,12 @@ impl RecordReader for Validating {
                 reason: reason.clone(),
                 record,
             });
-            if n > self.schema.max_rejected {
+            if n > self.max_rejected {
                 return Err(Error::Format {
                     key: self.key.clone(),
                     message: format!(
-                        "more than max_rejected ({}) records break the route's schema; the last, {at}{reason}",
-                        self.schema.max_rejected
+                        "more than max_rejected ({}) records break the route's schema or have no table; the last, {at}{reason}",
+                        self.max_rejected
                     ),
                 });
             }

@@ -186,11 +186,12 @@ impl Load<'_> {
     pub fn statements(&self) -> Vec<String> {
         let table = quote_table(self.table);
         let role = literal(self.iam_role);
-        let mut sql = vec![
-            format!("LOCK {LEDGER_TABLE}"),
+        let mut sql = vec![format!("LOCK {LEDGER_TABLE}")];
+        sql.extend(self.create_like());
+        sql.extend([
             format!("CREATE TEMP TABLE {STAGE} (LIKE {table})"),
             format!("CREATE TEMP TABLE {FILES} (object_key VARCHAR(4096), etag VARCHAR(256))"),
-        ];
+        ]);
         sql.extend(self.list());
         for (n, copy) in self.copies.iter().enumerate() {
             sql.push(self.copy(n, copy, &role));
@@ -224,8 +225,22 @@ impl Load<'_> {
     /// Which statements of [`Load::statements`] are the files' COPYs, by
     /// index, in the order of `copies`.
     pub fn copy_statements(&self) -> std::ops::Range<usize> {
-        let first = 3 + self.list().len();
+        let first = 3 + usize::from(self.create_like().is_some()) + self.list().len();
         first..first + self.copies.len()
+    }
+
+    /// The table, created like the route's `create_like` table when it is
+    /// missing (a table per tenant, made on the tenant's first file).
+    fn create_like(&self) -> Option<String> {
+        let like = self
+            .copies
+            .iter()
+            .find_map(|c| c.spec.create_like.as_deref())?;
+        Some(format!(
+            "CREATE TABLE IF NOT EXISTS {} (LIKE {})",
+            quote_table(self.table),
+            quote_table(like)
+        ))
     }
 
     fn copy(&self, n: usize, copy: &Copy, role: &str) -> String {
@@ -528,6 +543,41 @@ mod tests {
             .unwrap()
             .starts_with("INSERT INTO \"s\".\"t\" SELECT * FROM"));
         assert!(sql.iter().all(|s| s.len() <= 100 * 1024));
+    }
+
+    #[test]
+    fn a_tenant_table_is_created_like_the_template_before_the_stage() {
+        let spec = LoadSpec {
+            create_like: Some("public.events".into()),
+            ..LoadSpec::default()
+        };
+        let files = [file("incoming/tenants/acme/a.csv", &spec)];
+        let copies = copies(&files);
+        let load = Load {
+            bucket: "b",
+            prefix: "manifests/",
+            attempt: "a",
+            table: "public.events_acme",
+            iam_role: "arn:r",
+            max_errors: 0,
+            jsonpaths: None,
+            copies: &copies,
+        };
+        let sql = load.statements();
+        assert_eq!(
+            &sql[..3],
+            [
+                "LOCK s3loader_ledger",
+                "CREATE TABLE IF NOT EXISTS \"public\".\"events_acme\" (LIKE \"public\".\"events\")",
+                "CREATE TEMP TABLE s3loader_stage (LIKE \"public\".\"events_acme\")",
+            ]
+        );
+        let copy = load.copy_statements();
+        assert_eq!(copy.len(), 1);
+        assert!(
+            sql[copy.start].starts_with("COPY s3loader_stage FROM"),
+            "{sql:?}"
+        );
     }
 
     #[test]
