@@ -50,6 +50,9 @@ pub struct Limits {
     pub zstd_window_log_max: u32,
     /// The most values read from one netCDF time coordinate.
     pub netcdf_max_time_cells: u64,
+    /// The largest Parquet row group accepted, by the uncompressed size its
+    /// metadata declares: what reading one costs in memory.
+    pub max_row_group_bytes: u64,
     /// The most tables one file's records may go to (a route whose table
     /// is filled from a record field): each is spooled apart until the
     /// file is read.
@@ -68,6 +71,7 @@ impl Default for Limits {
             zstd_window_log_max: 27,
             netcdf_max_time_cells: Self::DEFAULT_NETCDF_MAX_TIME_CELLS,
             max_tables_per_file: 100,
+            max_row_group_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -289,6 +293,9 @@ pub enum Format {
     /// netCDF forecast files, indexed (not loaded) into a `dynamodb`
     /// destination.
     Netcdf,
+    /// Apache Parquet: read a row group at a time (PostgreSQL, SQLite), or
+    /// COPYed by Redshift itself.
+    Parquet,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -675,6 +682,7 @@ impl Limits {
             ("limits.max_decompressed_bytes", self.max_decompressed_bytes),
             ("limits.netcdf_max_time_cells", self.netcdf_max_time_cells),
             ("limits.max_tables_per_file", self.max_tables_per_file),
+            ("limits.max_row_group_bytes", self.max_row_group_bytes),
         ])?;
         if !(10..=31).contains(&self.zstd_window_log_max) {
             return Err(Error::config(
@@ -847,6 +855,20 @@ impl RouteConfig {
             }
             if schema.columns.is_empty() {
                 return Err(Error::config(field("schema.columns"), "names no column"));
+            }
+        }
+        if self.format == Format::Parquet {
+            if !matches!(self.compression, Compression::Auto | Compression::None) {
+                return Err(Error::config(
+                    field("compression"),
+                    "Parquet compresses inside the file: leave compression as auto",
+                ));
+            }
+            if self.columns.is_some() && matches!(dest, DestinationConfig::Redshift(_)) {
+                return Err(Error::config(
+                    field("columns"),
+                    "Redshift maps Parquet columns by position to all of the table's: columns cannot be named",
+                ));
             }
         }
         let csv = &self.csv;

@@ -12,6 +12,8 @@ mod csv;
 mod jsonl;
 #[cfg(feature = "netcdf")]
 pub mod netcdf;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod validate;
 
 use std::io::{self, BufReader, Read};
@@ -76,6 +78,12 @@ pub fn open_as(
         source_failed: failed,
     };
     let limits = &spec.limits;
+    // Parquet's codecs are inside the file.
+    let compression = if spec.format == Format::Parquet {
+        Compression::None
+    } else {
+        compression
+    };
     let decoded: Box<dyn Read + Send> = match compression {
         Compression::Gzip => Box::new(Capped::new(
             flate2::read::MultiGzDecoder::new(BufReader::with_capacity(BUFFER, source)),
@@ -104,7 +112,30 @@ pub fn open_as(
             key: key.to_owned(),
             message: "netcdf files have no rows: route them to a dynamodb destination".into(),
         }),
+        // Parquet needs to seek: it is read from a local copy.
+        Format::Parquet => open_parquet(decoded, key, spec),
     }
+}
+
+#[cfg(feature = "parquet")]
+fn open_parquet(
+    raw: impl Read + Send + 'static,
+    key: &str,
+    spec: &LoadSpec,
+) -> Result<Box<dyn RecordReader>> {
+    parquet::open(raw, key, spec)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn open_parquet(
+    _raw: impl Read + Send + 'static,
+    key: &str,
+    _spec: &LoadSpec,
+) -> Result<Box<dyn RecordReader>> {
+    Err(Error::Format {
+        key: key.to_owned(),
+        message: "this binary was built without Parquet (cargo feature \"parquet\")".into(),
+    })
 }
 
 /// The compression an object is read with: a configured one as is; with

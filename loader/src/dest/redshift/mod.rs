@@ -573,7 +573,9 @@ async fn resolve_compression(store: &dyn ObjectStore, files: &mut [FileTask]) {
         .iter()
         .enumerate()
         .filter(|(_, f)| {
-            f.spec.compression == Compression::Auto
+            // Parquet's codecs are inside the file.
+            f.spec.format != crate::config::Format::Parquet
+                && f.spec.compression == Compression::Auto
                 && compression_of(&f.key, Compression::Auto) == Compression::None
         })
         .map(|(i, f)| (i, f.key.clone()))

@@ -244,6 +244,15 @@ impl Load<'_> {
     }
 
     fn copy(&self, n: usize, copy: &Copy, role: &str) -> String {
+        if copy.spec.format == Format::Parquet {
+            // Columnar COPY takes none of the text options (no MAXERROR:
+            // any error fails it), maps columns by position, and
+            // decompresses by the file's own codecs.
+            return format!(
+                "COPY {STAGE} FROM {} IAM_ROLE {role} MANIFEST FORMAT AS PARQUET",
+                literal(&self.uri(&self.manifest_key(n)))
+            );
+        }
         let columns = copy
             .spec
             .columns
@@ -254,8 +263,9 @@ impl Load<'_> {
                 "FORMAT AS JSON {}",
                 literal(self.jsonpaths.unwrap_or("auto"))
             ),
-            // Netcdf never routes here (config validation).
-            Format::Csv | Format::Netcdf => {
+            // Netcdf never routes here (config validation); Parquet
+            // returned above.
+            Format::Csv | Format::Netcdf | Format::Parquet => {
                 let csv = &copy.spec.csv;
                 format!(
                     "FORMAT AS CSV QUOTE AS {} DELIMITER AS {} NULL AS {}{}",
