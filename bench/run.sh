@@ -18,6 +18,7 @@
 #              `cargo lambda watch` vs in-process
 #   large      10 x 200 MB CSV vs psql \copy, 1 and 4 streams
 #   memory     a 1 GiB gzip CSV, and the hostile inputs: peak RSS
+#   parquet    one Parquet file at two row-group sizes: peak RSS and rows/s
 #   backlog    1,000,000 keys: listing vs aws s3api and raw requests, first
 #              dispatch, drain
 #   netcdf     Met Office samples into moto's DynamoDB vs BatchWriteItem only
@@ -29,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${S3LOADER_TEST_SEAWEEDFS:?run through tests/services.sh}"
-cases=${BENCH_CASES:-small lambda large memory backlog netcdf coldstart cost}
+cases=${BENCH_CASES:-small lambda large memory parquet backlog netcdf coldstart cost}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/s3loader-target}"
 export BENCH_STATE; BENCH_STATE=$(mktemp -d)
 trap 'rm -rf "$BENCH_STATE"' EXIT

@@ -4,7 +4,8 @@
 #   SeaweedFS, moto server,  PyPI (pinned to the versions the tests ran on)
 #   cargo-lambda, ziglang    PyPI: Lambda invoke API locally; cross-linking
 #   cfn-lint                 PyPI: template checks
-#   psycopg2, zstandard      PyPI: the Redshift Data API stand-in
+#   psycopg2, zstandard,     PyPI: the Redshift Data API stand-in
+#   pyarrow
 #   checkov                  PyPI, in its own venv (its pins fight moto's)
 #   PostgreSQL server, curl  Debian packages (needs root or sudo)
 #   openssl, psql, GNU time  Debian packages (test certificate, roles, RSS)
@@ -35,6 +36,8 @@ command -v cfn-lint >/dev/null || pip_pkgs+=("cfn-lint==1.51.0")
 # statements on PostgreSQL and reads zstd files.
 python3 -c "import psycopg2" 2>/dev/null || pip_pkgs+=("psycopg2-binary==2.9.10")
 python3 -c "import zstandard" 2>/dev/null || pip_pkgs+=("zstandard==0.23.0")
+# ...and Parquet (FORMAT AS PARQUET).
+python3 -c "import pyarrow" 2>/dev/null || pip_pkgs+=("pyarrow==26.0.1")
 # netcdf-src builds libnetcdf and HDF5 from source (static link) with cmake.
 command -v cmake >/dev/null || pip_pkgs+=("cmake==3.31.6")
 if [ ${#pip_pkgs[@]} -gt 0 ]; then

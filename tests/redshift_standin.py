@@ -17,7 +17,8 @@ What it does as Redshift does:
     their own; a per-cluster delay (POST /_standin/delay) holds them in
     STARTED before it commits, so a load can outlive a tick for real.
   * `COPY t [(cols)] FROM 's3://bucket/key' IAM_ROLE '...' [MANIFEST]
-    FORMAT AS CSV ... | FORMAT AS JSON 'auto' [GZIP|ZSTD]` streams each
+    FORMAT AS CSV ... | FORMAT AS JSON 'auto' [GZIP|ZSTD] | FORMAT AS
+    PARQUET` (pyarrow reads it whole; columns by position) streams each
     listed object from S3 (the bucket's: S3LOADER_TEST_SEAWEEDFS, or
     S3LOADER_TEST_MOTO) into the table through
     PostgreSQL's COPY FROM STDIN. A rejected row fails the statement with
@@ -179,6 +180,8 @@ def parse_copy(sql):
             opts["format"] = "csv"
             opts["delimiter"] = ","
             opts["null"] = ""
+        elif w == "PARQUET":
+            opts["format"] = "parquet"
         elif w == "JSON":
             opts["format"] = "json"
             opts["json"] = nxt
@@ -273,6 +276,25 @@ def json_as_csv(body, columns, url):
         yield out.getvalue().encode()
 
 
+def parquet_as_csv(body, columns, url):
+    """FORMAT AS PARQUET: the file's columns by position onto the table's,
+    whose numbers must match; a file that cannot be read is rejected."""
+    import pyarrow
+    import pyarrow.csv
+    import pyarrow.parquet
+    try:
+        table = pyarrow.parquet.read_table(io.BytesIO(body))
+    except (pyarrow.ArrowException, OSError) as e:
+        raise Rejected((url, 0, "", "Invalid Parquet file: %s" % e))
+    if table.num_columns != len(columns):
+        raise Rejected((url, 0, "", "Unmatched number of columns: the table has %d, the file %d"
+                        % (len(columns), table.num_columns)))
+    out = io.BytesIO()
+    pyarrow.csv.write_csv(table.rename_columns(columns), out,
+                          pyarrow.csv.WriteOptions(include_header=False))
+    yield out.getvalue()
+
+
 def run_copy(conn, cur, cluster, query_id, parsed):
     table, cols, source, o = parsed
     client = S3()
@@ -289,7 +311,13 @@ def run_copy(conn, cur, cluster, query_id, parsed):
             raw = body
         chunks = iter(lambda: raw.read(65536), b"")
         header = int(o["header"] or 0)
-        if o["format"] == "json":
+        if o["format"] == "parquet":
+            # Read before the COPY starts: an exception inside COPY's read()
+            # would come out of psycopg2 as a cancelled COPY, not as the
+            # file's rejection.
+            stream = io.BytesIO(b"".join(parquet_as_csv(raw.read(), columns, url)))
+            sql = "COPY %s %s FROM STDIN WITH (FORMAT csv)" % (table, col_sql)
+        elif o["format"] == "json":
             stream = Stream(json_as_csv(lines(chunks), columns, url))
             sql = "COPY %s %s FROM STDIN WITH (FORMAT csv)" % (table, col_sql)
         else:

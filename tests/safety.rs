@@ -864,6 +864,7 @@ async fn invalid_records_are_set_aside_and_the_rest_load_once(w: Setup) {
         ]
         .into_iter()
         .collect(),
+        json_schema: None,
         on_invalid,
         max_rejected,
     };
@@ -996,8 +997,90 @@ async fn an_older_postgres_ledger_gains_the_rejected_column() {
     );
 }
 
+/// A JSON Lines route whose rules are a JSON Schema: records are checked
+/// as parsed (a string "7" is not an integer), the breaking ones set aside
+/// with the JSON pointer of what broke, the rest loaded once.
+async fn json_schema_rejects_records_as_parsed(w: Setup) {
+    use loader::config::{Format, OnInvalid, Schema};
+    let mut cfg = w.config("");
+    let route = cfg
+        .routes
+        .iter_mut()
+        .find(|r| r.format == Format::Jsonl)
+        .unwrap();
+    route.schema = Some(Schema {
+        columns: Default::default(),
+        json_schema: Some(
+            r#"{"type": "object", "required": ["event_id", "type"],
+                "properties": {"event_id": {"type": "string", "pattern": "^e[0-9]+$"},
+                               "type": {"enum": ["login", "logout"]},
+                               "props": {"type": ["object", "null"]}}}"#
+                .into(),
+        ),
+        on_invalid: OnInvalid::Reject,
+        max_rejected: 10,
+    });
+    cfg.validate().unwrap();
+    let body = [
+        r#"{"event_id":"e1","type":"login","user":"u","at":"2026-11-24T00:00:00Z","props":{"a":1}}"#,
+        r#"{"event_id":"e2","type":"jump","user":"u","at":"2026-11-24T00:00:00Z","props":null}"#,
+        r#"{"event_id":"e3","type":"logout","user":"u","at":"2026-11-24T00:00:00Z","props":null}"#,
+        r#"{"event_id":7,"type":"login","user":"u","at":"2026-11-24T00:00:00Z","props":null}"#,
+    ]
+    .join("\n");
+    let s = &*w.store;
+    put(s, "incoming/events/a.jsonl", body).await;
+    let report = scheduler(cfg, w.store.clone()).tick().await.unwrap();
+    assert_eq!(
+        (report.loaded, report.failed, report.rejected),
+        (1, 0, 2),
+        "{report}"
+    );
+    assert_eq!(w.number("SELECT count(*) FROM events").await, 2);
+    assert_eq!(
+        w.number("SELECT count(*) FROM events WHERE event_id IN ('e2', '7')")
+            .await,
+        0
+    );
+    let rejected = String::from_utf8(read(s, "rejected/events/a.jsonl.jsonl").await).unwrap();
+    let rejected: Vec<serde_json::Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(
+        (rejected[0]["line"].as_u64(), rejected[1]["line"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("json schema: at /type:"),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected[1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("json schema: at /event_id:"),
+        "{rejected:?}"
+    );
+}
+
 /// Record rules on the destinations that take them.
 mod schema {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn json_seaweedfs_postgres() {
+        super::json_schema_rejects_records_as_parsed(super::Setup::seaweedfs_postgres().await)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn json_local_sqlite() {
+        super::json_schema_rejects_records_as_parsed(super::Setup::local_sqlite()).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn seaweedfs_postgres() {
         super::invalid_records_are_set_aside_and_the_rest_load_once(
@@ -1653,6 +1736,70 @@ async fn a_backlog_too_large_to_list_in_a_tick_still_drains() {
     assert_eq!((n, distinct), (1000, 1000), "each file once");
 }
 
+// --- Parquet ------------------------------------------------------------------
+
+/// Parquet files load once, a row group at a time (PostgreSQL, SQLite) or
+/// by Redshift's own `FORMAT AS PARQUET` COPY; a truncated file and one
+/// with a row the table refuses fail alone, with their reasons.
+async fn parquet_files_load_once(w: Setup) {
+    if w.pg.is_none() {
+        w.exec("CREATE TABLE orders (id INTEGER, customer TEXT NOT NULL, amount REAL, ordered_at TEXT)")
+            .await;
+    }
+    let mut cfg = w.config("");
+    let mut route = cfg.routes[0].clone();
+    route.pattern = "orders/**/*.parquet".into();
+    route.format = loader::config::Format::Parquet;
+    cfg.routes.insert(0, route);
+    cfg.validate().unwrap();
+    let s = &*w.store;
+    let many: Vec<(i32, Option<&str>)> = (6000..8500).map(|i| (i, Some("pq"))).collect();
+    put(
+        s,
+        "incoming/orders/pq/many.parquet",
+        orders_parquet(&many, 1000),
+    )
+    .await;
+    let whole = orders_parquet(&[(8600, Some("pq")), (8601, Some("pq"))], 10);
+    put(
+        s,
+        "incoming/orders/pq/cut.parquet",
+        whole[..whole.len() - 20].to_vec(),
+    )
+    .await;
+    put(
+        s,
+        "incoming/orders/pq/null.parquet",
+        orders_parquet(&[(8700, Some("pq")), (8701, None)], 10),
+    )
+    .await;
+    // The first tick's moves fail, so the second sees the files again.
+    let broken = scheduler(cfg.clone(), Arc::new(Faulty::moves_fail(w.store.clone())));
+    let report = broken.tick().await.unwrap();
+    assert_eq!((report.loaded, report.failed), (1, 2), "{report}");
+    let report = scheduler(cfg, w.store.clone()).tick().await.unwrap();
+    assert_eq!(report.already_loaded, 1, "{report}");
+    let sql = "SELECT count(*) FROM orders WHERE customer = 'pq'";
+    assert_eq!(w.number(sql).await, 2500, "each row once");
+    assert_eq!((w.count(6000).await, w.count(8499).await), (1, 1));
+    assert_eq!(w.count(8700).await, 0, "a refused file loads nothing");
+    let cut = error_report(s, "orders/pq/cut.parquet").await;
+    let reason = cut["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cut.parquet") && reason.contains("Parquet"),
+        "{cut}"
+    );
+    let null = error_report(s, "orders/pq/null.parquet").await;
+    assert!(
+        null["reason"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("null"),
+        "{null}"
+    );
+}
+
 /// Each rule that holds a whole setup, on every one: SeaweedFS into
 /// PostgreSQL (plain and TLS) and into Redshift, and a local directory
 /// into SQLite.
@@ -1684,6 +1831,7 @@ on_every_setup!(
     two_tables_in_one_tick,
     a_rerun_loads_nothing_twice,
     history_and_replay_reload_deliberately,
+    parquet_files_load_once,
 );
 
 // --- secrets read at run time --------------------------------------------------

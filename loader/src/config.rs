@@ -365,7 +365,13 @@ pub struct LoadSpec {
 #[serde(deny_unknown_fields)]
 pub struct Schema {
     /// The rules, by column name.
+    #[serde(default)]
     pub columns: BTreeMap<String, ColumnRule>,
+    /// A JSON Schema (its JSON text) each record of a JSON Lines route
+    /// must match, checked on the record as parsed (types as JSON has
+    /// them). Local only: a remote `$ref` is not fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<String>,
     /// `reject` (the default): a record that breaks a rule goes to
     /// `rejected/<path>.jsonl` with its line and reason, and the file's
     /// valid records load. `fail_file`: the first one fails the file, as a
@@ -853,8 +859,21 @@ impl RouteConfig {
                     ),
                 ));
             }
-            if schema.columns.is_empty() {
-                return Err(Error::config(field("schema.columns"), "names no column"));
+            if schema.columns.is_empty() && schema.json_schema.is_none() {
+                return Err(Error::config(
+                    field("schema.columns"),
+                    "names no column (and there is no json_schema)",
+                ));
+            }
+            if let Some(text) = &schema.json_schema {
+                if self.format != Format::Jsonl {
+                    return Err(Error::config(
+                        field("schema.json_schema"),
+                        "applies to JSON Lines routes only (format = \"jsonl\"); use columns rules for others",
+                    ));
+                }
+                crate::format::validate::compile_json_schema(text)
+                    .map_err(|m| Error::config(field("schema.json_schema"), m))?;
             }
         }
         if self.format == Format::Parquet {
@@ -1178,6 +1197,25 @@ mod tests {
             typo.is_err(),
             "an unknown type is an error, not a string column"
         );
+    }
+
+    #[test]
+    fn parquet_routes_take_no_outer_compression_and_no_redshift_columns() {
+        let sqlite = "[source]\nurl = \"s3://b\"\n[destinations.wh]\nkind = \"sqlite\"\npath = \"w.db\"\n\
+                      [[route]]\npattern = \"**\"\ndestination = \"wh\"\ntable = \"t\"\nformat = \"parquet\"\n";
+        assert_eq!(
+            Config::from_toml(sqlite).unwrap().routes[0].format,
+            Format::Parquet
+        );
+        assert!(err_field(&format!("{sqlite}compression = \"gzip\"\n"))
+            .starts_with("route[0].compression: Parquet compresses inside the file"));
+        let redshift = sqlite.replace(
+            "kind = \"sqlite\"\npath = \"w.db\"",
+            "kind = \"redshift\"\nworkgroup = \"w\"\ndatabase = \"dev\"\niam_role = \"arn:aws:iam::1:role/copy\"",
+        );
+        Config::from_toml(&redshift).unwrap();
+        assert!(err_field(&format!("{redshift}columns = [\"a\"]\n"))
+            .starts_with("route[0].columns: Redshift maps Parquet columns by position"));
     }
 
     #[test]

@@ -563,3 +563,55 @@ pub fn redshift_delay(cluster: &str, ms: u64) {
         .expect("curl");
     assert!(out.status.success(), "stand-in delay: {out:?}");
 }
+
+/// A Parquet file shaped like `orders` (id, customer, amount, ordered_at
+/// in UTC), snappy-compressed, in row groups of `group` rows: what Spark
+/// or pandas would write.
+pub fn orders_parquet(rows: &[(i32, Option<&str>)], group: usize) -> Vec<u8> {
+    use arrow_array::TimestampMillisecondArray;
+    use arrow_array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        (
+            "id",
+            Arc::new(Int32Array::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "customer",
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "amount",
+            Arc::new(Float64Array::from(
+                rows.iter()
+                    .map(|r| f64::from(r.0) / 4.0)
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "ordered_at",
+            Arc::new(
+                TimestampMillisecondArray::from(
+                    rows.iter()
+                        .map(|r| 1_795_000_000_000 + i64::from(r.0))
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+        ),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut out = Vec::new();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}

@@ -19,6 +19,9 @@ pub(super) struct JsonlRecords<R> {
     columns: Vec<String>,
     index: HashMap<String, usize>,
     ctx: Ctx,
+    /// The last object read, kept whole when a JSON Schema will check it.
+    last: Option<Value>,
+    keep: bool,
 }
 
 impl<R: BufRead + Send> JsonlRecords<R> {
@@ -32,6 +35,11 @@ impl<R: BufRead + Send> JsonlRecords<R> {
             columns: Vec::new(),
             index: HashMap::new(),
             ctx,
+            last: None,
+            keep: spec
+                .schema
+                .as_ref()
+                .is_some_and(|s| s.json_schema.is_some()),
         };
         this.columns = match &spec.columns {
             Some(cols) => cols.clone(),
@@ -114,6 +122,10 @@ impl<R: BufRead + Send> RecordReader for JsonlRecords<R> {
         self.line
     }
 
+    fn record(&self) -> Option<&Value> {
+        self.last.as_ref()
+    }
+
     fn next_row(&mut self, row: &mut Row) -> Result<bool> {
         let object = match self.pending.take() {
             Some(o) => o,
@@ -124,6 +136,9 @@ impl<R: BufRead + Send> RecordReader for JsonlRecords<R> {
         };
         row.clear();
         row.resize(self.columns.len(), None);
+        if self.keep {
+            self.last = Some(Value::Object(object.clone()));
+        }
         for (k, v) in object {
             let Some(&i) = self.index.get(&k) else {
                 return Err(self.ctx.format(

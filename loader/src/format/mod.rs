@@ -41,6 +41,13 @@ pub trait RecordReader: Send {
         0
     }
 
+    /// The last row read as its JSON object, where the reader was asked to
+    /// keep it ([`JSON_SCHEMA`](crate::config::Schema::json_schema) rules
+    /// need the types the row's text loses).
+    fn record(&self) -> Option<&serde_json::Value> {
+        None
+    }
+
     /// The table the last row read goes to, where a route fills its table
     /// from each record (`table_fields`); `None` where the batch's table
     /// holds every row.

@@ -467,6 +467,7 @@ mod schema {
             ]
             .into_iter()
             .collect(),
+            json_schema: None,
             on_invalid,
             max_rejected,
         }
@@ -684,5 +685,111 @@ mod tables_from_fields {
             e.contains("more than max_rejected (1000)") && e.contains("the file has no such field"),
             "{e}"
         );
+    }
+}
+
+#[cfg(feature = "json-schema")]
+mod json_schema {
+    use super::*;
+    use crate::config::{OnInvalid, Schema};
+    use crate::format::validate::Validating;
+
+    const SCHEMA: &str = r#"{
+        "type": "object",
+        "required": ["event_id", "type"],
+        "properties": {
+            "event_id": {"type": "integer"},
+            "type": {"enum": ["login", "logout"]},
+            "props": {"type": ["object", "null"], "properties": {"ms": {"type": "number", "minimum": 0}}}
+        }
+    }"#;
+
+    #[test]
+    fn records_are_checked_as_parsed_and_the_first_error_is_the_reason() {
+        let schema = Schema {
+            columns: Default::default(),
+            json_schema: Some(SCHEMA.into()),
+            on_invalid: OnInvalid::Reject,
+            max_rejected: 10,
+        };
+        let spec = LoadSpec {
+            format: Format::Jsonl,
+            schema: Some(schema.clone()),
+            ..LoadSpec::default()
+        };
+        let file = concat!(
+            r#"{"event_id":1,"type":"login","props":{"ms":5}}"#,
+            "\n",
+            r#"{"event_id":"2","type":"login","props":null}"#,
+            "\n",
+            r#"{"event_id":3,"type":"jump","props":null}"#,
+            "\n",
+            r#"{"event_id":4,"type":"logout","props":{"ms":-1}}"#,
+            "\n",
+            r#"{"event_id":5,"type":null,"props":null}"#,
+            "\n",
+            r#"{"event_id":6,"type":"logout","props":null}"#,
+            "\n",
+        );
+        let inner = open(Cursor::new(file.as_bytes().to_vec()), "in/e.jsonl", &spec).unwrap();
+        let (mut r, rejections) =
+            Validating::new(inner, "in/e.jsonl", Some(&schema), "t", &Default::default());
+        let mut kept = Vec::new();
+        let mut row = Row::new();
+        while r.next_row(&mut row).unwrap() {
+            kept.push(row[0].clone().unwrap());
+        }
+        assert_eq!(kept, ["1", "6"]);
+        let text = String::from_utf8(rejections.jsonl().unwrap()).unwrap();
+        let reasons: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(reasons.len(), 4, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("json schema: at /event_id:") && reasons[0].contains("integer"),
+            "the string \"2\" is not an integer: {reasons:?}"
+        );
+        assert!(
+            reasons[1].starts_with("json schema: at /type:"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].starts_with("json schema: at /props/ms:") && reasons[2].contains("minimum"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[3].starts_with("json schema: at /type:"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_a_config_error() {
+        let base =
+            "[source]\nurl = \"dir:b\"\n[destinations.wh]\nkind = \"sqlite\"\npath = \"w.db\"\n\
+                    [[route]]\npattern = \"**\"\ndestination = \"wh\"\ntable = \"t\"\n";
+        let with = |format: &str, schema: &str| {
+            crate::config::Config::from_toml(&format!(
+                "{base}format = \"{format}\"\n[route.schema]\njson_schema = '''{schema}'''\n"
+            ))
+        };
+        assert!(with("jsonl", SCHEMA).is_ok());
+        for (format, schema, want) in [
+            ("jsonl", "{", "not JSON"),
+            ("jsonl", r#"{"type": "nope"}"#, "not a valid JSON Schema"),
+            ("csv", SCHEMA, "JSON Lines routes only"),
+        ] {
+            let e = with(format, schema).unwrap_err().to_string();
+            assert!(
+                e.contains("route[0].schema.json_schema") && e.contains(want),
+                "{e}"
+            );
+        }
     }
 }

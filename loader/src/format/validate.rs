@@ -68,7 +68,32 @@ pub struct Validating {
     /// Required columns the file does not have at all.
     missing: Vec<String>,
     tables: Option<Tables>,
+    /// The route's JSON Schema, compiled.
+    json: Option<JsonSchema>,
     rejections: Rejections,
+}
+
+#[cfg(feature = "json-schema")]
+type JsonSchema = jsonschema::Validator;
+#[cfg(not(feature = "json-schema"))]
+type JsonSchema = std::convert::Infallible;
+
+/// Compiles a route's JSON Schema; the error says what is wrong with it.
+#[cfg(feature = "json-schema")]
+pub fn compile_json_schema(text: &str) -> std::result::Result<JsonSchema, String> {
+    let schema: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    jsonschema::validator_for(&schema).map_err(|e| format!("not a valid JSON Schema: {e}"))
+}
+
+/// Without the `json-schema` feature, a schema is checked as JSON only; a
+/// loader built so refuses it when it loads (none of the row destinations
+/// is built without it).
+#[cfg(not(feature = "json-schema"))]
+pub fn compile_json_schema(text: &str) -> std::result::Result<(), String> {
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(drop)
+        .map_err(|e| format!("not JSON: {e}"))
 }
 
 /// A table template filled from each record's fields.
@@ -169,8 +194,15 @@ impl Validating {
                 .collect(),
             current: String::new(),
         });
+        #[cfg(feature = "json-schema")]
+        let json = schema
+            .and_then(|s| s.json_schema.as_deref())
+            .and_then(|text| compile_json_schema(text).ok());
+        #[cfg(not(feature = "json-schema"))]
+        let json = None;
         let rejections = Rejections::default();
         let this = Self {
+            json,
             inner,
             key: key.to_owned(),
             on_invalid: schema.map_or(OnInvalid::Reject, |s| s.on_invalid),
@@ -186,6 +218,9 @@ impl Validating {
 
     /// Why `row` breaks a rule, if it does.
     fn check(&self, row: &Row) -> Option<String> {
+        if let Some(reason) = self.check_json() {
+            return Some(reason);
+        }
         if let Some(name) = self.missing.first() {
             return Some(format!(
                 "column {name:?} is required and the file has no such column"
@@ -219,6 +254,25 @@ impl Validating {
             }
         }
         None
+    }
+
+    /// Why the record as parsed breaks the route's JSON Schema: the first
+    /// error, with where in the record it is.
+    #[cfg(feature = "json-schema")]
+    fn check_json(&self) -> Option<String> {
+        let (schema, record) = (self.json.as_ref()?, self.inner.record()?);
+        let error = schema.iter_errors(record).next()?;
+        let at = error.instance_path().to_string();
+        Some(if at.is_empty() {
+            format!("json schema: {error}")
+        } else {
+            format!("json schema: at {at}: {error}")
+        })
+    }
+
+    #[cfg(not(feature = "json-schema"))]
+    fn check_json(&self) -> Option<String> {
+        self.json.map(|never| match never {})
     }
 
     /// The table `row` goes to, or why it cannot go to any.

@@ -556,6 +556,40 @@ mod tests {
     }
 
     #[test]
+    fn parquet_is_copied_by_position_with_no_text_options() {
+        let spec = LoadSpec {
+            format: Format::Parquet,
+            ..LoadSpec::default()
+        };
+        let files = [
+            file("incoming/a.parquet", &spec),
+            file("incoming/b.parquet", &spec),
+        ];
+        let copies = copies(&files);
+        let load = Load {
+            bucket: "b",
+            prefix: "manifests/",
+            attempt: "t-0001-0",
+            table: "t",
+            iam_role: "arn:r",
+            max_errors: 5,
+            jsonpaths: None,
+            copies: &copies,
+        };
+        let sql = load.statements();
+        let copy: Vec<&String> = load.copy_statements().map(|i| &sql[i]).collect();
+        assert_eq!(
+            copy,
+            ["COPY s3loader_stage FROM 's3://b/manifests/t-0001-0.0.json' IAM_ROLE 'arn:r' MANIFEST FORMAT AS PARQUET"]
+        );
+        let manifest: serde_json::Value = serde_json::from_str(&load.manifest(0)).unwrap();
+        assert_eq!(
+            manifest["entries"][1]["meta"]["content_length"], 10,
+            "columnar COPY needs each file's length"
+        );
+    }
+
+    #[test]
     fn a_tenant_table_is_created_like_the_template_before_the_stage() {
         let spec = LoadSpec {
             create_like: Some("public.events".into()),
