@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Parquet: peak RSS (GNU time, the whole `s3loader tick`, release) and
 # rows/s of one Parquet file, SeaweedFS -> PostgreSQL, at two row-group
-# sizes, to show that memory follows the row group, not the file:
+# sizes (memory must not follow the file; at most the row group):
 #   - BENCH_PARQUET_ROWS (4,000,000) orders rows, snappy, in row groups of
 #     100,000 rows, then of 1,000,000 rows; BENCH_REPS (3) each;
 #   - the same rows as one gzip CSV, for the rate beside it;
@@ -79,7 +79,7 @@ log "row group over the limit: $reason; $(cat "$work/rss") KB"
 drop_db "$BENCH_PG"
 
 section <<MD
-## Parquet: memory follows the row group ($(date -u +%Y-%m-%d))
+## Parquet: peak RSS at two row-group sizes ($(date -u +%Y-%m-%d))
 
 $n orders rows (5 columns), one file, SeaweedFS → PostgreSQL, one \`s3loader tick\` (release), median of $reps; $(machine).
 
