@@ -1068,18 +1068,21 @@ impl Router {
             .map(|(_, _, r)| r)
     }
 
-    /// The table a key under `incoming/` loads into: its route's table with
-    /// the pattern's captures filled (placeholders from record fields stay
-    /// for the loader). `None` without a route; an error, naming the
+    /// The route for a key under `incoming/` and the table the key loads
+    /// into: the route's table with the pattern's captures filled
+    /// (placeholders from record fields stay for the loader), matched
+    /// once. `None` without a route; the table is an error, naming the
     /// segment and the rule it breaks, when a captured value may not name
     /// a table.
-    pub fn table(&self, key: &str) -> Option<std::result::Result<String, String>> {
+    pub fn resolve(
+        &self,
+        key: &str,
+    ) -> Option<(&RouteConfig, std::result::Result<String, String>)> {
         let rel = key.strip_prefix(&self.incoming)?;
         let (_, captures, route) = self.rules.iter().find(|(glob, _, _)| glob.is_match(rel))?;
-        Some(
-            template::fill(&route.table, |name| captures.value(rel, name))
-                .map_err(|why| format!("the key's segment {why} (route table {:?})", route.table)),
-        )
+        let table = template::fill(&route.table, |name| captures.value(rel, name))
+            .map_err(|why| format!("the key's segment {why} (route table {:?})", route.table));
+        Some((route, table))
     }
 }
 
@@ -1237,14 +1240,19 @@ mod tests {
         .unwrap();
         let r = Router::new(&c).unwrap();
         assert_eq!(
-            r.table("incoming/tenants/acme/2026/a.csv")
+            r.resolve("incoming/tenants/acme/2026/a.csv")
                 .unwrap()
+                .1
                 .unwrap(),
             "ev_acme"
         );
-        let bad = r.table("incoming/tenants/ACME/a.csv").unwrap().unwrap_err();
+        let bad = r
+            .resolve("incoming/tenants/ACME/a.csv")
+            .unwrap()
+            .1
+            .unwrap_err();
         assert!(bad.contains("{tenant} = \"ACME\": holds 'A'"), "{bad}");
-        assert!(r.table("incoming/other/a.csv").is_none());
+        assert!(r.resolve("incoming/other/a.csv").is_none());
         let fields = Config::from_toml(&conf(
             "sqlite",
             "pattern = \"**\"\ntable = \"ev_{tenant}\"\ntable_fields = { tenant = \"metadata.tenant_id\" }",
@@ -1252,7 +1260,7 @@ mod tests {
         .unwrap();
         let r = Router::new(&fields).unwrap();
         assert_eq!(
-            r.table("incoming/a.jsonl").unwrap().unwrap(),
+            r.resolve("incoming/a.jsonl").unwrap().1.unwrap(),
             "ev_{tenant}",
             "a field's placeholder stays for the loader"
         );

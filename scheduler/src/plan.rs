@@ -34,7 +34,7 @@ pub fn plan(
     let mut groups: Vec<((String, String, usize), Vec<FileTask>)> = Vec::new();
     let mut unrouted = Vec::new();
     for (n, meta) in files.into_iter().enumerate() {
-        let (Some(route), Some(table)) = (router.route(&meta.key), router.table(&meta.key)) else {
+        let Some((route, table)) = router.resolve(&meta.key) else {
             let reason = format!(
                 "no route: no [[route]] pattern matches {:?}",
                 source.relative(&meta.key)

@@ -246,6 +246,19 @@ pub(crate) async fn put_rejected(
     Ok(rejections.count())
 }
 
+/// A file whose records name one table more than
+/// `limits.max_tables_per_file` allows: its fault, at `line`.
+pub(crate) fn too_many_tables(file: &FileTask, table: &str, line: u64) -> crate::Error {
+    let max = file.spec.limits.max_tables_per_file;
+    crate::Error::Format {
+        key: file.key.clone(),
+        message: format!(
+            "line {line}: table {table:?} would be the file's table number {}, over limits.max_tables_per_file ({max})",
+            max + 1
+        ),
+    }
+}
+
 /// The transaction did not commit: what we thought loaded did not.
 pub(crate) fn uncommit(files: &mut [FileOutcome], reason: &str) {
     for f in files {

@@ -721,14 +721,7 @@ fn spool(
         let at = match spools.iter().position(|(t, _)| t == table) {
             Some(at) => at,
             None if spools.len() as u64 >= max => {
-                return failed(Error::Format {
-                    key: file.key.clone(),
-                    message: format!(
-                        "line {}: table {table:?} would be the file's table number {}, over limits.max_tables_per_file ({max})",
-                        records.line(),
-                        max + 1
-                    ),
-                })
+                return failed(super::too_many_tables(file, table, records.line()))
             }
             None => match tempfile::tempfile() {
                 Ok(f) => {

@@ -233,16 +233,8 @@ impl Sqlite {
                 let at = match tables.iter().position(|(t, _)| t == table) {
                     Some(at) => at,
                     None => {
-                        let max = file.spec.limits.max_tables_per_file;
-                        if per_row && tables.len() as u64 >= max {
-                            return Err(Error::Format {
-                                key: file.key.clone(),
-                                message: format!(
-                                    "line {}: table {table:?} would be the file's table number {}, over limits.max_tables_per_file ({max})",
-                                    records.line(),
-                                    max + 1
-                                ),
-                            });
+                        if per_row && tables.len() as u64 >= file.spec.limits.max_tables_per_file {
+                            return Err(super::too_many_tables(file, table, records.line()));
                         }
                         let insert = self.open_table(&sp, file, table, &columns)?;
                         tables.push((table.to_owned(), insert));
